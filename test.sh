@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Quick start 2/2: set up .venv when needed, then lint, type-check and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/setup.sh
+export QT_QPA_PLATFORM=offscreen
+export NO_ALBUMENTATIONS_UPDATE=1
+.venv/bin/ruff check .
+.venv/bin/ruff format --check waferseg_core app tests bench main.py
+.venv/bin/mypy waferseg_core
+.venv/bin/pytest "$@"

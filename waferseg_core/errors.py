@@ -1,0 +1,44 @@
+"""The project's exception types.
+
+Every message says what was expected and what was found, and where (file, line or byte
+offset), so that the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+
+class WaferSegError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class InvalidInputError(WaferSegError, ValueError):
+    """A value handed to the core does not have the expected form."""
+
+
+class GeometryError(InvalidInputError):
+    """A polygon cannot be turned into a valid die region."""
+
+
+class WaferFileError(WaferSegError):
+    """A wafer-map file is malformed, truncated or of an unknown format.
+
+    Args:
+        path: The file.
+        message: What was expected and what was found.
+        line: 1-based line number in a text file, when known.
+        offset: 0-based byte offset in a binary file, when known.
+    """
+
+    def __init__(
+        self, path: str, message: str, *, line: int | None = None, offset: int | None = None
+    ) -> None:
+        self.path = str(path)
+        self.message = message
+        self.line = line
+        self.offset = offset
+        where = self.path
+        if line is not None:
+            where += f":{line}"
+        elif offset is not None:
+            where += f" @byte {offset}"
+        super().__init__(f"{where}: {message}")

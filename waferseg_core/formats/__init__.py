@@ -1,0 +1,133 @@
+"""Wafer-map file formats: one module per format, one registry, detection by content.
+
+``read(path)`` returns every wafer a file holds (canonical orientation); ``write(maps, path,
+name)`` writes with a format that has a writer. Readers raise only
+:class:`~waferseg_core.errors.WaferFileError` for bad files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from waferseg_core.errors import WaferFileError
+from waferseg_core.wafer import WaferMap
+
+HEAD_BYTES = 4096
+
+Reader = Callable[[Path], list[WaferMap]]
+Writer = Callable[[Sequence[WaferMap], Path], None]
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """A registered format.
+
+    Attributes:
+        name: Registry name (``png``, ``wm811k-npz`` ...), used by ``--format`` and metadata.
+        description: One line for people.
+        extensions: Lower-case extensions, with the dot, tried when content sniffing fails.
+        sniff: Given the first bytes and the file name, says whether the file is this format.
+        read: Reads every wafer of the file.
+        write: Writes maps, or None for read-only formats.
+    """
+
+    name: str
+    description: str
+    extensions: tuple[str, ...]
+    sniff: Callable[[bytes, str], bool]
+    read: Reader
+    write: Writer | None = None
+
+
+_REGISTRY: dict[str, FileFormat] = {}
+
+
+def register(fmt: FileFormat) -> FileFormat:
+    """Add a format to the registry (modules call this at import)."""
+    _REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def _ensure_loaded() -> None:
+    if _REGISTRY:
+        return
+    # Imported for their register() side effect; kept here to avoid an import cycle.
+    from waferseg_core.formats import png, wm811k  # noqa: F401
+
+
+def all_formats() -> list[FileFormat]:
+    """Every registered format, in registration order."""
+    _ensure_loaded()
+    return list(_REGISTRY.values())
+
+
+def get(name: str) -> FileFormat:
+    """The format registered under ``name``.
+
+    Raises:
+        WaferFileError: Unknown name; the message lists the valid ones.
+    """
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        valid = ", ".join(_REGISTRY)
+        raise WaferFileError(name, f"unknown format; expected one of {valid}") from None
+
+
+def detect(path: str | Path) -> FileFormat:
+    """Find a file's format by its content, then by its extension.
+
+    Raises:
+        WaferFileError: The file cannot be read or no format recognises it.
+    """
+    _ensure_loaded()
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except OSError as exc:
+        raise WaferFileError(str(p), f"cannot open: {exc.strerror or exc}") from None
+    for fmt in _REGISTRY.values():
+        if fmt.sniff(head, p.name):
+            return fmt
+    suffix = p.suffix.lower()
+    for fmt in _REGISTRY.values():
+        if suffix in fmt.extensions:
+            return fmt
+    shown = head[:16].hex(" ") if head else "an empty file"
+    names = ", ".join(_REGISTRY)
+    raise WaferFileError(str(p), f"unknown wafer-map format (known: {names}); first bytes: {shown}")
+
+
+def read(path: str | Path, fmt: str | None = None) -> list[WaferMap]:
+    """Read every wafer of a file, detecting the format unless ``fmt`` names it.
+
+    Raises:
+        WaferFileError: The file is missing, unrecognised, malformed or truncated.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WaferFileError(str(p), "expected a wafer-map file, found no such file")
+    f = get(fmt) if fmt else detect(p)
+    maps = f.read(p)
+    if not maps:
+        raise WaferFileError(
+            str(p), f"expected at least one wafer in this {f.name} file, found none"
+        )
+    return maps
+
+
+def write(maps: Sequence[WaferMap], path: str | Path, fmt: str) -> None:
+    """Write maps to ``path`` with the named format.
+
+    Raises:
+        WaferFileError: The format cannot write.
+    """
+    f = get(fmt)
+    if f.write is None:
+        writable = ", ".join(x.name for x in all_formats() if x.write)
+        raise WaferFileError(str(path), f"format {fmt} is read-only; writable: {writable}")
+    f.write(maps, Path(path))
