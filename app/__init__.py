@@ -1,0 +1,1 @@
+"""WaferSeg Studio's PySide6 GUI: a thin view over ``waferseg_core`` objects."""

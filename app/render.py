@@ -1,0 +1,32 @@
+"""Die grids and class masks as QImages, one pixel per die (scaled crisply by the view)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from PySide6.QtGui import QImage
+
+from waferseg_core.classes import CLASSES
+
+# ARGB colours of no die, pass and fail.
+DIE_COLOURS = np.array([0x00FFFFFF, 0xFFC8CDD2, 0xFF2B2D42], dtype=np.uint32)
+CLASS_COLOURS = np.array(
+    [0x00000000] + [0xFF000000 | int(c.color[1:], 16) for c in CLASSES[1:]], dtype=np.uint32
+)
+
+
+def _image(argb: npt.NDArray[np.uint32]) -> QImage:
+    data = np.ascontiguousarray(argb)
+    h, w = data.shape
+    img = QImage(data.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
+    return img.copy()  # own the pixels: the numpy buffer goes away
+
+
+def grid_image(grid: npt.NDArray[np.uint8]) -> QImage:
+    """The die grid: transparent off the wafer, light grey pass, dark fail."""
+    return _image(DIE_COLOURS[grid])
+
+
+def mask_image(mask: npt.NDArray[np.uint8]) -> QImage:
+    """A class mask in the class colours, transparent background."""
+    return _image(CLASS_COLOURS[mask])
