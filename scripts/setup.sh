@@ -20,5 +20,5 @@ LINKS=()
 for d in "${PIP_FIND_LINKS:-}" /opt/wheels; do
   if [ -n "$d" ] && [ -d "$d" ]; then LINKS+=(--find-links "$d"); break; fi
 done
-.venv/bin/uv pip install --quiet --python .venv/bin/python "${LINKS[@]}" -e ".[train,dev]"
+.venv/bin/uv pip install --quiet --python .venv/bin/python "${LINKS[@]}" -e ".[train,dev,wm811k-pkl]"
 echo "$WANT" > "$STAMP"

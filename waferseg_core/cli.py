@@ -55,6 +55,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                     "dies": m.dies,
                     "pass_dies": m.pass_dies,
                     "fail_dies": m.fail_dies,
+                    **({"warnings": m.extra["warnings"]} if m.extra.get("warnings") else {}),
                 }
             )
     for row in rows:  # printed only once every file has been read: all or nothing

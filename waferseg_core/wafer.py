@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,7 @@ FAIL = 2
 
 Grid = npt.NDArray[np.uint8]
 Notch = Literal["down", "left", "up", "right"]
+_I = TypeVar("_I", int, npt.NDArray[np.int64])
 # Counter-clockwise quarter turns that bring a notch at this side of the file's view down.
 _QUARTER_TURNS: dict[str, int] = {"down": 0, "left": 1, "up": 2, "right": 3}
 
@@ -122,6 +123,15 @@ class CoordFrame:
         h, w = self.raster_shape(canonical_shape)
         return _turn_index(vr, vc, h, w, self.turns)
 
+    def files_to_canonical(
+        self, x: npt.NDArray[np.int64], y: npt.NDArray[np.int64], canonical_shape: tuple[int, int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Vectorised :meth:`file_to_canonical` for arrays of file coordinates."""
+        vc = (x - self.x_origin) * self.x_step
+        vr = (y - self.y_origin) * self.y_step
+        h, w = self.raster_shape(canonical_shape)
+        return _turn_index(vr, vc, h, w, self.turns)
+
     def canonical_to_file(
         self, row: int, col: int, canonical_shape: tuple[int, int]
     ) -> tuple[int, int]:
@@ -131,8 +141,8 @@ class CoordFrame:
         return self.x_origin + vc * self.x_step, self.y_origin + vr * self.y_step
 
 
-def _turn_index(r: int, c: int, h: int, w: int, turns: int) -> tuple[int, int]:
-    """Index of element (r, c) of an (h, w) array after ``np.rot90(a, turns)``."""
+def _turn_index(r: _I, c: _I, h: int, w: int, turns: int) -> tuple[_I, _I]:
+    """Index of element (r, c) of an (h, w) array after ``np.rot90(a, turns)`` (arrays too)."""
     for _ in range(turns % 4):
         # One counter-clockwise turn: (r, c) of an (h, w) array goes to (w-1-c, r).
         r, c, h, w = w - 1 - c, r, w, h
