@@ -1,0 +1,110 @@
+"""The model commands against the shipped default model (its card's numbers included)."""
+
+import json
+
+import pytest
+
+from waferseg_core.cli import main
+from waferseg_core.formats.png import png_bytes
+from waferseg_core.inference import DEFAULT_MODEL
+from waferseg_core.synth import generate_wafer
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_predict_contract_and_masks(tmp_path, capsys):
+    for i in range(3):
+        (tmp_path / f"w{i}.png").write_bytes(png_bytes(generate_wafer(8, i).wafer))
+    files = [str(tmp_path / f"w{i}.png") for i in range(3)]
+    code, rows, _ = run(capsys, "predict", *files, "--masks-out", str(tmp_path / "masks"))
+    assert code == 0 and len(rows) == 3
+    for row in rows:
+        assert set(row) >= {
+            "file",
+            "lot",
+            "wafer",
+            "pattern",
+            "patterns",
+            "confidence",
+            "class_dies",
+            "ms",
+        }
+        assert row["pattern"] in (
+            "Center",
+            "Donut",
+            "Edge-Loc",
+            "Edge-Ring",
+            "Loc",
+            "Near-full",
+            "Random",
+            "Scratch",
+            "none",
+        )
+    import cv2
+
+    m = cv2.imread(rows[0]["mask"], cv2.IMREAD_UNCHANGED)
+    assert m.shape == generate_wafer(8, 0).wafer.shape and m.max() <= 8
+
+
+def test_predict_bad_model_is_one_line(tmp_path, capsys):
+    (tmp_path / "w.png").write_bytes(png_bytes(generate_wafer(8, 0).wafer))
+    code, rows, err = run(
+        capsys, "predict", str(tmp_path / "w.png"), "--model", str(tmp_path / "nope.onnx")
+    )
+    assert code == 2 and not rows and err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_bench_prints_figures(capsys):
+    code, rows, _ = run(capsys, "bench", "--repeat", "5")
+    assert code == 0
+    r = rows[0]
+    assert (
+        r["ort_fp32_p50_ms"] > 0
+        and r["ort_fp32_batched_wafers_per_s"] > 0
+        and r["torch_eager_p50_ms"] > 0
+    )
+
+
+@pytest.mark.slow
+def test_default_model_gives_its_cards_numbers_on_the_dev_npz(wm811k_npz, capsys):
+    assert DEFAULT_MODEL.exists()
+    code, rows, _ = run(capsys, "evaluate", "--model", str(DEFAULT_MODEL), "--npz", str(wm811k_npz))
+    assert code == 0
+    real = rows[0]["real"]
+    # resources/models/MODEL_CARD.md: the shipped model on the dev wafers it trained on.
+    assert real["wafers"] == 1409
+    assert real["macro_f1"] == pytest.approx(0.850, abs=0.002)
+    assert real["wafer_accuracy"] == pytest.approx(0.848, abs=0.002)
+
+
+@pytest.mark.slow
+def test_default_model_gives_its_cards_numbers_on_the_synthetic_test_set(tmp_path, capsys):
+    main(
+        [
+            "synth",
+            "--count",
+            "1000",
+            "--seed",
+            "999",
+            "--mixed",
+            "0.15",
+            "--out",
+            str(tmp_path / "t"),
+        ]
+    )
+    capsys.readouterr()
+    code, rows, _ = run(
+        capsys,
+        "evaluate",
+        "--model",
+        str(DEFAULT_MODEL),
+        "--coco",
+        str(tmp_path / "t" / "annotations.json"),
+    )
+    assert code == 0
+    assert rows[0]["mean_iou"] == pytest.approx(0.617, abs=0.002)
+    assert rows[0]["macro_f1"] == pytest.approx(0.811, abs=0.002)

@@ -1,0 +1,221 @@
+"""Model, losses, training, checkpoints, ONNX export and the ONNX Runtime engine (tiny sizes)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from waferseg_core.errors import InvalidInputError
+from waferseg_core.inference import Predictor, decide_pattern
+from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
+from waferseg_core.ml.data import Augment, Sample, batches, bucket_of, synth_samples, to_arrays
+from waferseg_core.ml.export import export_onnx, parity
+from waferseg_core.ml.losses import class_weights, dice_loss, focal_loss, mil_loss
+from waferseg_core.ml.model import create_model, enable_mc_dropout
+from waferseg_core.ml.train import TrainConfig, load_model, train
+from waferseg_core.modelio import IGNORE, encode, label_vector
+
+TINY = "resnet18-w0.25"
+
+
+def small_samples(n, seed=3, max_cols=30):
+    out, i = [], 0
+    while len(out) < n:
+        s = synth_samples(1, seed, 0.1, start=i)[0]
+        i += 1
+        if max(s.grid.shape) <= max_cols:
+            out.append(s)
+    return out
+
+
+@pytest.fixture(scope="module")
+def samples():
+    return small_samples(48)
+
+
+def test_forward_backward_and_shapes():
+    model = create_model(TINY)
+    x = torch.from_numpy(np.stack([encode(np.ones((20, 30), np.uint8), (32, 32))] * 2))
+    seg, wafer, emb = model(x)
+    assert seg.shape == (2, 9, 32, 32) and wafer.shape == (2, 9) and emb.shape[0] == 2
+    (seg.mean() + wafer.mean()).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", ["resnet34-w0.25", "resnet50-w0.25"])
+def test_other_encoders_build(name):
+    seg, _, _ = create_model(name)(torch.zeros(1, 4, 32, 64))
+    assert seg.shape == (1, 9, 32, 64)
+
+
+def test_registry_lists_valid_names_on_a_typo():
+    with pytest.raises(InvalidInputError, match="expected one of resnet18, resnet34, resnet50"):
+        create_model("resnet19")
+    with pytest.raises(InvalidInputError, match="width must be a number"):
+        create_model("resnet18-wx")
+
+
+def test_mc_dropout_makes_passes_differ():
+    model = create_model(TINY, dropout=0.5).eval()
+    x = torch.from_numpy(encode(np.ones((16, 16), np.uint8))[None])
+    with torch.no_grad():
+        a = model(x)[0]
+        undo = enable_mc_dropout(model)
+        b, c = model(x)[0], model(x)[0]
+        undo()
+        d = model(x)[0]
+    assert not torch.allclose(b, c) and torch.allclose(a, d)
+
+
+def test_losses_on_hand_made_cases():
+    target = torch.tensor([[[1, 1], [0, IGNORE]]])
+    perfect = torch.full((1, 9, 2, 2), -20.0)
+    perfect[0, 1, 0, :] = 20
+    perfect[0, 0, 1, 0] = 20
+    assert focal_loss(perfect, target).item() < 1e-6
+    assert dice_loss(perfect, target).item() < 1e-3
+    wrong = perfect.flip(1)
+    assert focal_loss(wrong, target, gamma=0).item() > 10
+    w = class_weights(torch.tensor([1000, 10, 10]))
+    assert w[1] > w[0] and w.mean().item() == pytest.approx(1.0, rel=0.3)
+    on = torch.ones(1, 2, 2)
+    labels = torch.zeros(1, 9)
+    labels[0, 0] = 1  # Center
+    assert mil_loss(perfect, labels, on).item() < mil_loss(wrong, labels, on).item()
+
+
+def test_metrics_by_hand():
+    conf = Confusion()
+    truth = np.array([[0, 1, 1], [8, 8, 0]])
+    pred = np.array([[0, 1, 0], [8, 1, 0]])
+    conf.add(truth, pred)
+    iou = conf.iou()
+    assert iou[1] == pytest.approx(1 / 3)  # tp 1, fp 1, fn 1
+    assert iou[8] == pytest.approx(1 / 2)  # tp 1, fn 1
+    assert np.isnan(iou[5])
+    rep = segmentation_report(conf)
+    assert rep["mean_iou"] == pytest.approx((1 / 3 + 1 / 2) / 2, abs=1e-4)
+    assert rep["pixel_accuracy"] == pytest.approx(4 / 6, abs=1e-4)
+    w = wafer_report(["Center", "Center", "none", "Loc"], ["Center", "none", "none", "Loc"])
+    assert w["wafer_accuracy"] == 0.75
+    # F1: Center 2/3, none 2/3, Loc 1 -> macro 7/9
+    assert w["macro_f1"] == pytest.approx(7 / 9, abs=1e-4)
+
+
+def test_augment_keeps_mask_aligned_and_batches_bucket(samples):
+    aug = Augment(1, rotate_p=0.0, dropout=0.0, noise=0.0)
+    s = samples[0]
+    g, m = aug(s.grid, s.mask)
+    assert not m[g == 0].any()
+    assert sorted(np.bincount(m.ravel(), minlength=9).tolist()) == sorted(
+        np.bincount(s.mask.ravel(), minlength=9).tolist()
+    )
+    x, y = to_arrays(s, bucket_of(s), None)
+    assert x.shape[1] == bucket_of(s) and (y[s.grid.shape[0] :, :] == IGNORE).all()
+    for idx in batches(samples, 8, np.random.default_rng(0), balanced=True):
+        assert len({bucket_of(samples[i]) for i in idx}) == 1
+
+
+def test_weak_samples_get_their_share():
+    strong = [Sample(np.ones((4, 4), np.uint8), np.zeros((4, 4), np.uint8), label_vector([]))] * 90
+    weak = [Sample(np.ones((4, 4), np.uint8), None, label_vector(["Loc"]))] * 10
+    drawn = [
+        i
+        for b in batches(
+            strong + weak,
+            10,
+            np.random.default_rng(0),
+            balanced=True,
+            epoch_size=2000,
+            weak_share=0.3,
+        )
+        for i in b
+    ]
+    assert 0.25 < np.mean([i >= 90 for i in drawn]) < 0.35
+
+
+def test_tiny_training_learns_and_resumes(tmp_path, samples):
+    cfg = TrainConfig(
+        arch=TINY, epochs=8, batch_size=8, lr=5e-3, seed=0, patience=99, device="cpu", epoch_size=96
+    )
+    rows = list(train(cfg, samples[:40], samples[40:], tmp_path))
+    assert len(rows) == 8
+    # It learns: the loss falls and the held-out mean IoU rises well above the first epoch's.
+    assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]
+    assert max(r["mean_iou"] for r in rows[-3:]) > rows[0]["mean_iou"] + 0.1
+    assert (tmp_path / "best_model.pt").exists()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(8))
+    # Resume: two more epochs continue the numbering from last.pt.
+    cfg.epochs = 10
+    more = list(train(cfg, samples[:40], samples[40:], tmp_path))
+    assert [r["epoch"] for r in more] == [8, 9]
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert int(ck["epoch"]) == 9
+    _, back = load_model(tmp_path / "best_model.pt")
+    assert back.arch == TINY
+
+
+def test_cancel_stops_training(tmp_path, samples):
+    cfg = TrainConfig(arch=TINY, epochs=3, batch_size=8, device="cpu")
+    assert list(train(cfg, samples[:16], [], tmp_path, cancelled=lambda: True)) == []
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory, samples):
+    torch.manual_seed(0)
+    model = create_model(TINY).eval()
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(model, path, metadata={"arch": TINY})
+    return model, path
+
+
+def test_onnx_parity_and_dynamic_shapes(onnx_model, samples):
+    model, path = onnx_model
+    rep = parity(model, path, samples)
+    assert rep["max_abs_diff"] < 1e-3 and rep["argmax_agreement"] > 0.999
+    pred = Predictor(path)
+    seg, wafer, _ = pred.raw(np.stack([encode(np.ones((40, 70), np.uint8))] * 3))
+    assert seg.shape == (3, 9, 64, 96) and wafer.shape == (3, 9)
+
+
+def test_predictor_outputs_cache_and_agreement(onnx_model, samples):
+    from waferseg_core.synth import generate_wafer
+
+    _, path = onnx_model
+    pred = Predictor(path)
+    wafers = [generate_wafer(3, i).wafer for i in range(5)]
+    out = pred.predict(wafers)
+    for w, r in zip(wafers, out, strict=True):
+        assert r.mask.shape == w.shape and not r.mask[w.grid == 0].any()
+        assert 0 <= r.confidence <= 1 and r.uncertainty >= 0
+        assert (
+            r.pattern == decide_pattern(r.mask, w.grid, np.array(list(r.wafer_probs.values())))[0]
+        )
+        assert r.model_hash == pred.hash
+    again = pred.predict(wafers[:2])
+    assert again[0] is out[0]  # served from the cache
+
+
+def test_decide_pattern_follows_the_mask():
+    grid = np.ones((10, 10), np.uint8)
+    mask = np.zeros((10, 10), np.uint8)
+    probs = np.zeros(9, np.float32)
+    probs[2] = 0.9  # the head believes Edge-Loc, but the mask shows none of it
+    assert decide_pattern(mask, grid, probs) == ("none", [])
+    mask[0, :6] = 8
+    mask[5, :3] = 1
+    probs[0] = 0.7  # Center
+    probs[7] = 0.2  # Scratch
+    pattern, patterns = decide_pattern(mask, grid, probs)
+    assert pattern == "Center" and set(patterns) == {"Center", "Scratch"}
+
+
+def test_predictor_rejects_bad_model_files(tmp_path):
+    with pytest.raises(InvalidInputError, match="no file"):
+        Predictor(tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InvalidInputError, match="expected an ONNX model"):
+        Predictor(bad)

@@ -1,0 +1,326 @@
+"""``waferseg train``, ``evaluate``, ``predict`` and ``bench`` (the model's commands).
+
+``train`` imports torch (the ``train`` extra); the others run on ONNX Runtime alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from waferseg_core.errors import InvalidInputError
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def add_commands(sub: Any) -> None:
+    """Register the model commands on the main parser's subparsers."""
+    p = sub.add_parser("train", help="train a model (needs the 'train' extra: torch)")
+    p.add_argument("--coco", help="training set (COCO with die-grid PNGs)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--val", help="validation set (COCO); default: 10%% of the training set")
+    p.add_argument("--arch", default="resnet18-w0.5")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--epoch-size", type=int, default=0, help="wafers drawn per epoch (0: the set's size)"
+    )
+    p.add_argument(
+        "--synth", type=int, default=0, help="add N synthetic wafers generated on the fly"
+    )
+    p.add_argument("--synth-seed", type=int, default=1000)
+    p.add_argument("--mixed", type=float, default=0.15)
+    p.add_argument("--real-npz", help="real wafers with wafer-level labels only (WM-811K npz)")
+    p.add_argument("--real-folds", type=int, default=0, help="lot-disjoint folds of --real-npz")
+    p.add_argument(
+        "--real-holdout", type=int, default=-1, help="fold kept out of training and scored"
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1) if (os.cpu_count() or 1) > 2 else 0,
+        help="processes generating synthetic wafers and building batches",
+    )
+    p.add_argument(
+        "--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this"
+    )
+    p.add_argument("--no-quantize", action="store_true")
+    p.add_argument("--no-export", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", help="score an ONNX model on a COCO set (and/or real labelled wafers)"
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument("--coco")
+    p.add_argument("--npz", help="WM-811K npz: wafer-level scores on its labels")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="segment wafers in files; JSON line per wafer")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--model")
+    p.add_argument("--masks-out", help="write <stem>[_<wafer>].png class-id masks here")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="inference latency and throughput, JSON")
+    p.add_argument("--model")
+    p.add_argument("--repeat", type=int, default=200)
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train, export to ONNX (parity checked), quantize when it agrees, and report."""
+    try:
+        import torch
+    except ImportError:
+        raise InvalidInputError("waferseg train needs torch: install the 'train' extra") from None
+    from waferseg_core.ml import data as D  # noqa: N812
+    from waferseg_core.ml.train import TrainConfig, evaluate_samples, load_model, nan_to_none, train
+
+    if not args.coco and not args.synth and not args.real_npz:
+        raise InvalidInputError(
+            "expected training data: --coco FILE, --synth N and/or --real-npz FILE"
+        )
+    out = Path(args.out)
+    train_set: list[D.Sample] = []
+    val_set: list[D.Sample] = []
+    if args.coco:
+        items = D.coco_samples(args.coco)
+        if args.val:
+            train_set += items
+        else:  # hold 10% out, by position, so runs are reproducible
+            k = max(1, len(items) // 10)
+            train_set += items[k:]
+            val_set += items[:k]
+    if args.val:
+        val_set += D.coco_samples(args.val)
+    if args.synth:
+        synth = D.synth_samples(args.synth, args.synth_seed, args.mixed, args.workers)
+        k = max(1, len(synth) // 20)
+        train_set += synth[k:]
+        val_set += synth[:k]
+    real_holdout: list[D.Sample] = []
+    if args.real_npz:
+        from waferseg_core.formats.wm811k import read_npz
+
+        maps = read_npz(args.real_npz)
+        real = D.labelled_samples(
+            [m.grid for m in maps], [m.extra["label"] for m in maps], [m.lot for m in maps]
+        )
+        if args.real_folds and args.real_holdout >= 0:
+            real_holdout = [
+                s for s in real if D.lot_fold(s.lot, args.real_folds) == args.real_holdout
+            ]
+            real = [s for s in real if D.lot_fold(s.lot, args.real_folds) != args.real_holdout]
+        train_set += real
+    if not train_set:
+        raise InvalidInputError("the training set is empty")
+    cfg = TrainConfig(
+        arch=args.arch,
+        epochs=args.epochs,
+        device=args.device,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        epoch_size=args.epoch_size,
+        workers=args.workers,
+        max_seconds=args.max_minutes * 60,
+    )
+    t0 = time.perf_counter()
+    for row in train(cfg, train_set, val_set, out):
+        _emit({"event": "epoch", **nan_to_none(row)})
+    summary: dict[str, Any] = {
+        "event": "done",
+        "out": str(out),
+        "train_wafers": len(train_set),
+        "val_wafers": len(val_set),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    model, _ = load_model(out / "best_model.pt")
+    if val_set:
+        summary["val"] = nan_to_none(evaluate_samples(model, val_set, torch.device("cpu")))
+    if real_holdout:
+        summary["real_holdout"] = nan_to_none(
+            evaluate_samples(model, real_holdout, torch.device("cpu"))
+        )
+    if not args.no_export:
+        from waferseg_core.ml.export import export_onnx, parity, quantize_static
+
+        onnx_path = out / "model.onnx"
+        export_onnx(model, onnx_path, metadata={"arch": args.arch, "waferseg": "1"})
+        summary["parity"] = parity(model, onnx_path, val_set or train_set)
+        if not args.no_quantize:
+            summary["quantization"] = quantize_static(
+                onnx_path, out / "model.int8.onnx", train_set[:256], val_set or train_set[:256]
+            )
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    _emit(summary)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Segmentation metrics on a COCO set, wafer metrics on its (and the npz's) labels."""
+    from waferseg_core.coco import load, mask_from_annotations
+    from waferseg_core.inference import Predictor
+    from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
+    from waferseg_core.patterns import pattern_from_mask
+
+    if not args.coco and not args.npz:
+        raise InvalidInputError("expected --coco FILE and/or --npz FILE")
+    pred = Predictor(args.model)
+    report: dict[str, Any] = {"model": str(args.model), "model_hash": pred.hash}
+    if args.coco:
+        items = load(args.coco)
+        results = pred.predict([cw.wafer for cw in items])
+        conf = Confusion()
+        truth, guess = [], []
+        for cw, r in zip(items, results, strict=True):
+            mask = mask_from_annotations(cw.annotations, cw.wafer)
+            conf.add(mask, r.mask, cw.wafer.grid > 0)
+            truth.append(pattern_from_mask(mask, cw.wafer.grid))
+            guess.append(r.pattern)
+        report.update(segmentation_report(conf))
+        report.update(wafer_report(truth, guess))
+        report["wafers"] = len(items)
+    if args.npz:
+        from waferseg_core.formats.wm811k import read_npz
+
+        maps = read_npz(args.npz)
+        results = pred.predict(maps)
+        real = wafer_report([m.extra["label"] for m in maps], [r.pattern for r in results])
+        report["real"] = {"wafers": len(maps), **real}
+    _emit(report)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """One JSON line per wafer; masks as class-id PNGs when asked."""
+    from waferseg_core.formats import read
+    from waferseg_core.formats.pngio import encode_gray
+    from waferseg_core.inference import Predictor
+
+    pred = Predictor(args.model)
+    maps = [(Path(f), m) for f in args.files for m in read(f)]
+    results = pred.predict([m for _, m in maps])
+    out_dir = Path(args.masks_out) if args.masks_out else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    per_file: dict[Path, int] = {}
+    for f, _ in maps:
+        per_file[f] = per_file.get(f, 0) + 1
+    for (f, m), r in zip(maps, results, strict=True):
+        row = {
+            "file": str(f),
+            "lot": m.lot,
+            "wafer": m.wafer_id,
+            "pattern": r.pattern,
+            "patterns": r.patterns,
+            "confidence": round(r.confidence, 4),
+            "class_dies": r.class_dies,
+            "ms": round(r.ms, 3),
+        }
+        if out_dir:
+            name = f.stem if per_file[f] == 1 else f"{f.stem}_{m.wafer_id}"
+            path = out_dir / f"{name}.png"
+            path.write_bytes(
+                encode_gray(
+                    r.mask,
+                    {
+                        "waferseg:kind": "class-mask",
+                        "waferseg:lot": m.lot,
+                        "waferseg:wafer": m.wafer_id,
+                    },
+                )
+            )
+            row["mask"] = str(path)
+        _emit(row)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """p50 latency per 64x64 wafer and batched throughput.
+
+    ORT fp32 (and int8 when beside the model) against torch eager on the same architecture,
+    measured in the same run.
+    """
+    from waferseg_core.inference import DEFAULT_MODEL, Predictor
+    from waferseg_core.modelio import encode
+    from waferseg_core.synth import generate_wafer
+
+    path = Path(args.model) if args.model else DEFAULT_MODEL
+    wafers: list[Any] = []
+    i = 0
+    while len(wafers) < 64:  # wafers of up to 64 x 64 dies
+        w = generate_wafer(77, i).wafer
+        i += 1
+        if max(w.shape) <= 64:
+            wafers.append(w)
+    x1 = encode(wafers[0].grid, (64, 64))[None]
+    batch = np.stack([encode(w.grid, (64, 64)) for w in wafers])
+
+    def p50(fn: Any) -> float:
+        for _ in range(10):
+            fn()
+        times = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times) * 1000
+
+    report: dict[str, Any] = {"model": str(path), "threads": os.cpu_count()}
+    pred = Predictor(path)
+    report["ort_fp32_p50_ms"] = round(p50(lambda: pred.raw(x1)), 3)
+    t = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t < 2.0:
+        pred.raw(batch)
+        n += len(batch)
+    report["ort_fp32_batched_wafers_per_s"] = round(n / (time.perf_counter() - t), 1)
+    int8 = path.with_name(path.stem + ".int8.onnx")
+    if int8.exists():
+        q = Predictor(int8)
+        report["ort_int8_p50_ms"] = round(p50(lambda: q.raw(x1)), 3)
+    try:
+        import onnx
+        import torch
+
+        from waferseg_core.ml.model import create_model
+
+        meta = {
+            p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
+        }
+        model = create_model(meta.get("arch", "resnet18-w0.5")).eval()
+        xt = torch.from_numpy(x1)
+        with torch.no_grad():
+            report["torch_eager_p50_ms"] = round(p50(lambda: model(xt)), 3)
+        report["speedup_ort_vs_torch"] = round(
+            report["torch_eager_p50_ms"] / report["ort_fp32_p50_ms"], 2
+        )
+    except ImportError:
+        report["torch_eager_p50_ms"] = None
+    report["end_to_end_predict_ms_per_wafer"] = round(_uncached_ms(pred, wafers), 3)
+    _emit(report)
+    return 0
+
+
+def _uncached_ms(pred: Any, wafers: list[Any]) -> float:
+    """Per-wafer time of ``Predictor.predict`` on a batch it has not seen (cache cleared)."""
+    pred._cache.clear()
+    t = time.perf_counter()
+    pred.predict(wafers)
+    return (time.perf_counter() - t) * 1000 / len(wafers)

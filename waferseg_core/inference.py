@@ -1,0 +1,188 @@
+"""ONNX Runtime inference: per-die classes, probabilities, confidence, entropy and the pattern.
+
+No torch here. Wafers are grouped into buckets by padded size and run in batches; results are
+cached by (wafer content hash, model hash). One ``Predictor`` may be shared by threads: ONNX
+Runtime sessions are thread-safe and the cache takes a lock.
+
+The wafer's pattern agrees with the mask the user sees: the candidates are the classes holding
+at least ``CANDIDATE_DIES`` dies of the predicted mask, and among them the wafer-level head picks
+the most probable; with no candidate the wafer is ``none``. ``patterns`` lists every class that
+passes the mask thresholds of :mod:`waferseg_core.patterns` (mixed-type wafers list several).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
+from waferseg_core.errors import InvalidInputError
+from waferseg_core.modelio import encode, padded_size
+from waferseg_core.patterns import class_die_counts, patterns_from_mask
+from waferseg_core.wafer import WaferMap
+
+CANDIDATE_DIES = 2
+DEFAULT_MODEL = (
+    Path(__file__).resolve().parent.parent / "resources" / "models" / "waferseg-default.onnx"
+)
+
+
+@dataclass
+class Prediction:
+    """What the model says about one wafer."""
+
+    mask: npt.NDArray[np.uint8]
+    probability: npt.NDArray[np.float32]  # of the chosen class, per die
+    entropy: npt.NDArray[np.float32]  # per die, nats
+    confidence: float  # mean probability of the chosen class over the wafer's dies
+    uncertainty: float  # mean entropy over the wafer's dies
+    pattern: str
+    patterns: list[str]
+    class_dies: dict[str, int]
+    wafer_probs: dict[str, float]
+    embedding: npt.NDArray[np.float32]
+    ms: float = 0.0
+    model_hash: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def decide_pattern(
+    mask: npt.NDArray[np.uint8], grid: npt.NDArray[np.uint8], wafer_probs: npt.NDArray[np.float32]
+) -> tuple[str, list[str]]:
+    """(pattern, patterns) from a predicted mask and the wafer head's label probabilities."""
+    counts = class_die_counts(mask, grid)
+    candidates = [CLASSES[i].name for i in range(1, len(counts)) if counts[i] >= CANDIDATE_DIES]
+    listed = patterns_from_mask(mask, grid)
+    if not candidates:
+        return NONE_PATTERN, []
+    probs = {name: float(wafer_probs[WAFER_LABELS.index(name)]) for name in candidates}
+    best = max(candidates, key=lambda n: (probs[n], counts[[c.name for c in CLASSES].index(n)]))
+    if best not in listed:
+        listed = [best, *listed]
+    return best, listed
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a model file (the cache key and the model's identity in the store)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Predictor:
+    """An ONNX model ready to segment wafers.
+
+    Args:
+        model: Path of the ``.onnx`` file (default: the shipped model).
+        threads: Intra-op threads (0: ONNX Runtime's default).
+        cache_size: Predictions kept in memory (LRU).
+    """
+
+    def __init__(
+        self, model: str | Path | None = None, *, threads: int = 0, cache_size: int = 4096
+    ) -> None:
+        import onnxruntime as ort
+
+        path = Path(model) if model else DEFAULT_MODEL
+        if not path.is_file():
+            raise InvalidInputError(f"expected an ONNX model file, found no file at {path}")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own types for a corrupt file
+            raise InvalidInputError(
+                f"{path}: expected an ONNX model, ONNX Runtime says: {exc}"
+            ) from None
+        self.path = path
+        self.hash = file_hash(path)
+        self.input_name = self.session.get_inputs()[0].name
+        self._cache: OrderedDict[str, Prediction] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def raw(self, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], ...]:
+        """The model's outputs (seg logits, wafer logits, embedding) for an encoded batch."""
+        outs = self.session.run(None, {self.input_name: batch})
+        return tuple(np.asarray(o, dtype=np.float32) for o in outs)
+
+    def predict(self, wafers: Sequence[WaferMap], batch_size: int = 32) -> list[Prediction]:
+        """Predictions in input order (cached ones are not recomputed)."""
+        results: list[Prediction | None] = [None] * len(wafers)
+        todo: dict[tuple[int, int], list[int]] = {}
+        with self._lock:
+            for i, w in enumerate(wafers):
+                hit = self._cache.get(w.content_hash)
+                if hit is not None:
+                    self._cache.move_to_end(w.content_hash)
+                    results[i] = hit
+                else:
+                    todo.setdefault((padded_size(w.rows), padded_size(w.cols)), []).append(i)
+        for size, idx_all in todo.items():
+            for k in range(0, len(idx_all), batch_size):
+                idx = idx_all[k : k + batch_size]
+                t0 = time.perf_counter()
+                batch = np.stack([encode(wafers[i].grid, size) for i in idx])
+                seg, wafer_logits, emb = self.raw(batch)
+                ms = (time.perf_counter() - t0) * 1000 / len(idx)
+                for j, i in enumerate(idx):
+                    results[i] = self._decode(wafers[i], seg[j], wafer_logits[j], emb[j], ms)
+        with self._lock:
+            for w, r in zip(wafers, results, strict=True):
+                assert r is not None
+                self._cache[w.content_hash] = r
+                self._cache.move_to_end(w.content_hash)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return [r for r in results if r is not None]
+
+    def _decode(
+        self,
+        w: WaferMap,
+        seg: npt.NDArray[np.float32],
+        wafer_logits: npt.NDArray[np.float32],
+        emb: npt.NDArray[np.float32],
+        ms: float,
+    ) -> Prediction:
+        logits = seg[:, : w.rows, : w.cols]
+        z = logits - logits.max(0, keepdims=True)
+        e = np.exp(z)
+        prob = e / e.sum(0, keepdims=True)
+        mask = prob.argmax(0).astype(np.uint8)
+        on = w.grid > 0
+        mask[~on] = 0
+        pmax = prob.max(0).astype(np.float32)
+        ent = (-(prob * np.log(np.clip(prob, 1e-12, 1.0))).sum(0)).astype(np.float32)
+        pmax[~on] = 0
+        ent[~on] = 0
+        wafer_probs = 0.5 * (1.0 + np.tanh(0.5 * wafer_logits))  # the sigmoid, without overflow
+        pattern, patterns = decide_pattern(mask, w.grid, wafer_probs)
+        counts = class_die_counts(mask, w.grid)
+        return Prediction(
+            mask=mask,
+            probability=pmax,
+            entropy=ent,
+            confidence=float(pmax[on].mean()) if on.any() else 0.0,
+            uncertainty=float(ent[on].mean()) if on.any() else 0.0,
+            pattern=pattern,
+            patterns=patterns,
+            class_dies={CLASSES[i].name: counts[i] for i in range(1, len(counts)) if counts[i]},
+            wafer_probs={
+                name: round(float(p), 4) for name, p in zip(WAFER_LABELS, wafer_probs, strict=True)
+            },
+            embedding=emb.astype(np.float32),
+            ms=ms,
+            model_hash=self.hash,
+        )

@@ -1,0 +1,204 @@
+"""Training data: synthetic wafers, COCO sets, and real wafers with wafer-level labels only.
+
+Samples are (grid, mask or None, multi-hot labels). Augmentations suit die grids: the eight
+90-degree rotations and flips and small rotations with nearest neighbour (albumentations, applied
+to grid and mask together), die dropout and background noise; nothing changes colours because
+there are none. Batches come from one padded-size bucket at a time, optionally class-balanced.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from waferseg_core.classes import WAFER_LABELS
+from waferseg_core.coco import load, mask_from_annotations
+from waferseg_core.modelio import IGNORE, encode, label_vector, padded_size
+from waferseg_core.patterns import patterns_from_mask
+from waferseg_core.synth import generate_wafer
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+
+@dataclass
+class Sample:
+    """One training wafer."""
+
+    grid: npt.NDArray[np.uint8]
+    mask: npt.NDArray[np.uint8] | None
+    labels: npt.NDArray[np.float32]
+    lot: str = ""
+
+    @property
+    def primary(self) -> int:
+        """Index of the first wafer label set (the one balanced sampling counts)."""
+        return int(np.argmax(self.labels))
+
+
+def _synth_one(args: tuple[int, int, float]) -> Sample:
+    seed, i, mixed = args
+    sw = generate_wafer(seed, i, mixed=mixed)
+    return Sample(
+        sw.wafer.grid,
+        sw.mask,
+        label_vector(patterns_from_mask(sw.mask, sw.wafer.grid)),
+        sw.wafer.lot,
+    )
+
+
+def synth_samples(
+    count: int, seed: int, mixed: float = 0.15, workers: int = 0, start: int = 0
+) -> list[Sample]:
+    """``count`` synthetic wafers (in parallel processes when ``workers`` > 1)."""
+    jobs = [(seed, i, mixed) for i in range(start, start + count)]
+    if workers > 1 and count > 200:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(_synth_one, jobs, chunksize=64))
+    return [_synth_one(j) for j in jobs]
+
+
+def coco_samples(path: str | Path) -> list[Sample]:
+    """Every wafer of a COCO file with its mask."""
+    out = []
+    for cw in load(path):
+        mask = mask_from_annotations(cw.annotations, cw.wafer)
+        out.append(
+            Sample(
+                cw.wafer.grid,
+                mask,
+                label_vector(patterns_from_mask(mask, cw.wafer.grid)),
+                cw.wafer.lot,
+            )
+        )
+    return out
+
+
+def labelled_samples(
+    grids: Sequence[npt.NDArray[np.uint8]], labels: Sequence[str], lots: Sequence[str]
+) -> list[Sample]:
+    """Real wafers with a wafer-level label and no mask (weak supervision)."""
+    return [
+        Sample(g, None, label_vector([] if lab == "none" else [lab]), lot)
+        for g, lab, lot in zip(grids, labels, lots, strict=True)
+    ]
+
+
+def lot_fold(lot: str, folds: int) -> int:
+    """Stable fold of a lot (lot-disjoint cross-validation)."""
+    import zlib
+
+    return zlib.crc32(lot.encode()) % folds
+
+
+class Augment:
+    """Grid/mask augmentations (training only)."""
+
+    def __init__(
+        self, seed: int, rotate_p: float = 0.3, dropout: float = 0.01, noise: float = 0.01
+    ) -> None:
+        import albumentations as A  # noqa: N812
+        import cv2
+
+        self.rng = np.random.default_rng(seed)
+        self.geo = A.Compose(
+            [
+                A.D4(p=1.0),
+                A.Rotate(
+                    limit=12,
+                    interpolation=cv2.INTER_NEAREST,
+                    mask_interpolation=cv2.INTER_NEAREST,
+                    border_mode=cv2.BORDER_CONSTANT,
+                    fill=0,
+                    fill_mask=0,
+                    p=rotate_p,
+                ),
+            ],
+            seed=int(seed),
+        )
+        self.dropout = dropout
+        self.noise = noise
+
+    def __call__(
+        self, grid: npt.NDArray[np.uint8], mask: npt.NDArray[np.uint8] | None
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8] | None]:
+        """Augmented copies of a grid and its mask (None stays None)."""
+        m = mask if mask is not None else np.zeros_like(grid)
+        out = self.geo(image=grid, mask=m)
+        g, m = out["image"].copy(), out["mask"].copy()
+        on = g > 0
+        if self.dropout:
+            drop = on & (self.rng.random(g.shape) < self.rng.uniform(0, self.dropout))
+            g[drop] = 0
+            m[drop] = 0
+        if self.noise:
+            # Background noise: a few extra fail dies outside every pattern, and a few healed.
+            flip = (g > 0) & (m == 0) & (self.rng.random(g.shape) < self.rng.uniform(0, self.noise))
+            g[flip] = 3 - g[flip]
+        if not (g > 0).any():  # never hand the model an empty wafer
+            return grid, mask
+        return g, (m if mask is not None else None)
+
+
+def to_arrays(
+    s: Sample, size: int, aug: Augment | None
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+    """Encoded input (4, size, size) and target (size, size) with IGNORE off the wafer."""
+    grid, mask = aug(s.grid, s.mask) if aug else (s.grid, s.mask)
+    if max(grid.shape) > size:  # a rotation can grow the bounding box by a die or two: crop
+        grid = grid[:size, :size]
+        mask = mask[:size, :size] if mask is not None else None
+    x = encode(grid, (size, size))
+    y = np.full((size, size), IGNORE, np.uint8)
+    if mask is not None:
+        h, w = grid.shape
+        y[:h, :w] = np.where(grid > 0, mask, IGNORE)
+    return x, y
+
+
+def bucket_of(s: Sample) -> int:
+    """Square padded size of a sample's bucket (leaves a die of room for small rotations)."""
+    return padded_size(max(s.grid.shape) + 2)
+
+
+def batches(
+    samples: Sequence[Sample],
+    batch_size: int,
+    rng: np.random.Generator,
+    *,
+    balanced: bool,
+    epoch_size: int | None = None,
+    weak_share: float = 0.3,
+) -> Iterator[list[int]]:
+    """Index batches, each from one bucket.
+
+    With ``balanced``, every wafer label is drawn equally often, and mask-less (weakly
+    labelled) wafers make up ``weak_share`` of the draws when the set has both kinds.
+    """
+    n = len(samples)
+    if balanced:
+        prim = np.array([s.primary for s in samples])
+        weak = np.array([s.mask is None for s in samples])
+        p = np.zeros(n)
+        groups = [g for g in (weak, ~weak) if g.any()]
+        for g in groups:
+            counts = np.bincount(prim[g], minlength=len(WAFER_LABELS)).astype(float)
+            share = (weak_share if g is weak else 1 - weak_share) if len(groups) == 2 else 1.0
+            p[g] = share / counts[prim[g]] / np.count_nonzero(counts)
+        order = rng.choice(n, size=epoch_size or n, replace=True, p=p / p.sum())
+    else:
+        order = rng.permutation(n)[: epoch_size or n]
+    buckets: dict[int, list[int]] = {}
+    for i in order.tolist():
+        b = buckets.setdefault(bucket_of(samples[i]), [])
+        b.append(i)
+    out = []
+    for idx in buckets.values():
+        out += [idx[k : k + batch_size] for k in range(0, len(idx), batch_size)]
+    for k in rng.permutation(len(out)).tolist():
+        yield out[k]

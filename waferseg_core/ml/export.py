@@ -1,0 +1,141 @@
+"""ONNX export with a parity check, and static int8 quantization kept only when it agrees.
+
+Export uses the dynamo exporter with dynamic batch/height/width and the weights inside the file;
+``onnx.checker`` validates it and ONNX Runtime must match torch on real inputs (max logit
+difference and argmax agreement). Static QDQ int8 is calibrated on validation wafers and kept only
+when its per-die argmax agrees with fp32 on at least ``MIN_AGREEMENT`` of validation dies.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from waferseg_core.ml.data import Sample, bucket_of
+from waferseg_core.modelio import IN_CHANNELS, encode
+
+MIN_AGREEMENT = 0.999
+OUTPUT_NAMES = ["seg_logits", "wafer_logits", "embedding"]
+
+
+def export_onnx(
+    model: nn.Module, path: Path, example_size: int = 64, metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``model`` (eval mode, CPU) as ONNX with dynamic batch, height and width."""
+    model = model.eval().cpu()
+    x = torch.zeros(2, IN_CHANNELS, example_size, example_size)
+    x[:, 0] = 1.0
+    batch, h, w = (
+        torch.export.Dim("batch", min=1, max=4096),
+        torch.export.Dim.DYNAMIC,
+        torch.export.Dim.DYNAMIC,
+    )
+    program = torch.onnx.export(
+        model,
+        (x,),
+        dynamo=True,
+        input_names=["dies"],
+        output_names=OUTPUT_NAMES,
+        dynamic_shapes={"x": {0: batch, 2: h, 3: w}},
+        external_data=False,
+        optimize=True,
+    )
+    assert program is not None
+    program.save(str(path), external_data=False)
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in (metadata or {}).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
+    onnx.checker.check_model(str(path))
+
+
+def _inputs(samples: Sequence[Sample], limit: int = 64) -> list[np.ndarray]:
+    groups: dict[int, list[np.ndarray]] = {}
+    for s in samples[:limit]:
+        size = bucket_of(s)
+        groups.setdefault(size, []).append(encode(s.grid, (size, size)))
+    return [np.stack(v) for v in groups.values()]
+
+
+def parity(model: nn.Module, onnx_path: Path, samples: Sequence[Sample]) -> dict[str, float]:
+    """ONNX Runtime vs torch on the samples: max |logit diff| and per-die argmax agreement."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst, agree, total = 0.0, 0, 0
+    model = model.eval().cpu()
+    with torch.no_grad():
+        for batch in _inputs(samples):
+            ref = model(torch.from_numpy(batch))[0].numpy()
+            got = sess.run(None, {sess.get_inputs()[0].name: batch})[0]
+            worst = max(worst, float(np.abs(ref - got).max()))
+            on = batch[:, 0] < 0.5
+            agree += int(((ref.argmax(1) == got.argmax(1)) & on).sum())
+            total += int(on.sum())
+    return {"max_abs_diff": worst, "argmax_agreement": agree / max(total, 1)}
+
+
+def agreement(fp32: Path, int8: Path, samples: Sequence[Sample]) -> float:
+    """Per-die argmax agreement of two ONNX models on the samples' dies."""
+    import onnxruntime as ort
+
+    a = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
+    agree = total = 0
+    for batch in _inputs(samples, limit=len(samples)):
+        name = a.get_inputs()[0].name
+        pa = a.run(None, {name: batch})[0].argmax(1)
+        pb = b.run(None, {name: batch})[0].argmax(1)
+        on = batch[:, 0] < 0.5
+        agree += int(((pa == pb) & on).sum())
+        total += int(on.sum())
+    return agree / max(total, 1)
+
+
+def quantize_static(
+    fp32: Path, out: Path, calib: Sequence[Sample], val: Sequence[Sample]
+) -> dict[str, Any]:
+    """Static QDQ int8; ``out`` is written only when agreement >= MIN_AGREEMENT."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.items = iter([{"dies": b} for b in _inputs(calib, limit=256)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as d:
+        pre = Path(d) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        tmp = Path(d) / "int8.onnx"
+        quantize_static(
+            str(pre),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+        )
+        agree = agreement(fp32, tmp, val)
+        kept = agree >= MIN_AGREEMENT
+        if kept:
+            os.replace(tmp, out)
+    return {"int8_agreement": round(agree, 5), "int8_kept": kept, "min_agreement": MIN_AGREEMENT}

@@ -1,0 +1,319 @@
+"""The training loop: plain functions over a checkpoint dict (torchvision's reference style).
+
+``train`` is a generator: it yields one progress dict per epoch (and honours a cancel callback),
+so the CLI, the worker and the app's monitor can all drive it. Checkpoints hold tensors and plain
+values only and load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from waferseg_core.classes import WAFER_LABELS
+from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
+from waferseg_core.ml.data import Augment, Sample, batches, bucket_of, to_arrays
+from waferseg_core.ml.losses import class_weights, combined_loss, mil_loss, wafer_loss
+from waferseg_core.ml.model import NUM_CLASSES, create_model
+from waferseg_core.modelio import IGNORE
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    arch: str = "resnet18-w0.5"
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # or "sgd"
+    schedule: str = "cosine"  # or "plateau"
+    amp: bool = True  # used on CUDA only
+    clip: float = 1.0
+    patience: int = 6  # early stopping, epochs without a better validation score
+    seed: int = 0
+    device: str = "auto"
+    gamma: float = 2.0
+    dice_weight: float = 1.0
+    wafer_weight: float = 0.5
+    mil_weight: float = 0.5
+    weak_share: float = 0.3  # share of each epoch drawn from mask-less (real, labelled) wafers
+    dropout: float = 0.1
+    balanced: bool = True
+    epoch_size: int = 0  # samples drawn per epoch (0: the training set's size)
+    workers: int = 0  # DataLoader worker processes building batches
+    max_seconds: float = 0.0  # stop after the epoch that passes this wall time (0: no limit)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _arrays(
+    samples: Sequence[Sample], idx: list[int], aug: Augment | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    size = max(bucket_of(samples[i]) for i in idx)
+    xs, ys = zip(*(to_arrays(samples[i], size, aug) for i in idx), strict=True)
+    labels = np.stack([samples[i].labels for i in idx])
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys)), torch.from_numpy(labels)
+
+
+def _batch(
+    samples: Sequence[Sample], idx: list[int], aug: Augment | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    x, y, labels = _arrays(samples, idx, aug)
+    return x.to(device), y.to(device), labels.to(device)
+
+
+class _Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    """A dataset whose items are whole batches, so DataLoader workers build them in parallel."""
+
+    def __init__(self, samples: Sequence[Sample], plan: list[list[int]], seed: int) -> None:
+        self.samples, self.plan, self.seed = samples, plan, seed
+        self.aug: Augment | None = None
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.aug is None:  # one augmenter per worker process, seeded apart
+            info = torch.utils.data.get_worker_info()
+            self.aug = Augment(self.seed * 1000 + (info.id if info else 0))
+        return _arrays(self.samples, self.plan[k], self.aug)
+
+
+@torch.no_grad()
+def predict_samples(
+    model: nn.Module, samples: Sequence[Sample], device: torch.device, batch_size: int = 64
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(mask, wafer-label probabilities) per sample, with off-wafer dies set to background."""
+    model.eval()
+    out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(samples)  # type: ignore[list-item]
+    order: dict[int, list[int]] = {}
+    for i, s in enumerate(samples):
+        order.setdefault(bucket_of(s), []).append(i)
+    for idx_all in order.values():
+        for k in range(0, len(idx_all), batch_size):
+            idx = idx_all[k : k + batch_size]
+            x, _, _ = _batch(samples, idx, None, device)
+            seg, wafer, _ = model(x)
+            pred = seg.argmax(1).cpu().numpy().astype(np.uint8)
+            probs = torch.sigmoid(wafer.float()).cpu().numpy()
+            for j, i in enumerate(idx):
+                g = samples[i].grid
+                m = pred[j, : g.shape[0], : g.shape[1]].copy()
+                m[g == 0] = 0
+                out[i] = (m, probs[j])
+    return out
+
+
+def evaluate_samples(
+    model: nn.Module, samples: Sequence[Sample], device: torch.device
+) -> dict[str, Any]:
+    """Segmentation metrics on samples with masks, wafer metrics on all."""
+    from waferseg_core.inference import decide_pattern
+
+    preds = predict_samples(model, samples, device)
+    conf = Confusion()
+    truth, guess = [], []
+    for s, (m, probs) in zip(samples, preds, strict=True):
+        if s.mask is not None:
+            conf.add(s.mask, m, s.grid > 0)
+        truth.append(WAFER_LABELS[s.primary] if s.labels.sum() else "none")
+        guess.append(decide_pattern(m, s.grid, probs)[0])
+    report: dict[str, Any] = wafer_report(truth, guess)
+    if conf.matrix.sum():
+        report.update(segmentation_report(conf))
+    return report
+
+
+def _score(report: dict[str, Any]) -> float:
+    """Validation score: mean IoU when there are masks, else wafer macro-F1."""
+    value = report.get("mean_iou", report.get("macro_f1", 0.0))
+    return float(value) if value == value else 0.0
+
+
+def train(
+    cfg: TrainConfig,
+    train_set: Sequence[Sample],
+    val_set: Sequence[Sample],
+    out: Path,
+    *,
+    resume: bool = True,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Iterator[dict[str, Any]]:
+    """Train, yielding a metrics dict per epoch; checkpoints and metrics.jsonl go to ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model = create_model(cfg.arch, dropout=cfg.dropout).to(device)
+    params = model.parameters()
+    opt: torch.optim.Optimizer = (
+        torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "adamw"
+        else torch.optim.SGD(
+            params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True
+        )
+    )
+    sched: Any = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+        if cfg.schedule == "cosine"
+        else torch.optim.lr_scheduler.ReduceLROnPlateau(opt, "max", patience=2)
+    )
+    use_amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    counts = torch.zeros(NUM_CLASSES)
+    for s in train_set:
+        if s.mask is not None:
+            counts += torch.bincount(
+                torch.from_numpy(s.mask[s.grid > 0]).long(), minlength=NUM_CLASSES
+            )
+    weight = class_weights(counts).to(device)
+    start, best, stale = 0, -1.0, 0
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
+    if resume and last_path.exists():
+        ck = torch.load(last_path, map_location=device, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start, best, stale = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["stale"])
+    rng = np.random.default_rng(cfg.seed + start)
+    began = time.perf_counter()
+    for epoch in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        total = n = 0.0
+        plan = list(
+            batches(
+                train_set,
+                cfg.batch_size,
+                rng,
+                balanced=cfg.balanced,
+                epoch_size=cfg.epoch_size or None,
+                weak_share=cfg.weak_share,
+            )
+        )
+        loader = torch.utils.data.DataLoader(
+            _Batches(train_set, plan, cfg.seed + epoch),
+            batch_size=None,
+            shuffle=False,
+            num_workers=cfg.workers,
+            persistent_workers=False,
+            pin_memory=device.type == "cuda",
+        )
+        for x, y, labels in loader:
+            if cancelled():
+                return
+            x, y, labels = (t.to(device, non_blocking=True) for t in (x, y, labels))
+            with torch.autocast(
+                device.type,
+                dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
+                enabled=use_amp,
+            ):
+                seg, wafer, _ = model(x)
+                loss = combined_loss(
+                    seg, y, dice_weight=cfg.dice_weight, gamma=cfg.gamma, weight=weight
+                )
+                loss = loss + cfg.wafer_weight * wafer_loss(wafer, labels)
+                weak = ~(y != IGNORE).flatten(1).any(1)  # wafers with a label but no mask
+                if weak.any() and cfg.mil_weight:
+                    on = (x[weak, 0] < 0.5).float()
+                    loss = loss + cfg.mil_weight * mil_loss(seg[weak], labels[weak], on)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            scaler.step(opt)
+            scaler.update()
+            total += float(loss.detach()) * len(x)
+            n += len(x)
+        report = evaluate_samples(model, val_set, device) if val_set else {}
+        score = _score(report) if val_set else -total / max(n, 1)
+        if cfg.schedule == "cosine":
+            sched.step()
+        else:
+            sched.step(score)
+        improved = score > best
+        best, stale = (score, 0) if improved else (best, stale + 1)
+        row = {
+            "epoch": epoch,
+            "loss": round(total / max(n, 1), 5),
+            "score": round(score, 4),
+            "lr": opt.param_groups[0]["lr"],
+            "seconds": round(time.perf_counter() - t0, 2),
+            "wafers_per_s": round(n / max(time.perf_counter() - t0, 1e-9), 1),
+            "device": device.type,
+            "amp": use_amp,
+            **{k: v for k, v in report.items() if k not in ("confusion", "labels")},
+        }
+        ck = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "epoch": epoch,
+            "best": best,
+            "stale": stale,
+            "config": _plain(asdict(cfg)),
+        }
+        if improved:
+            torch.save(ck, best_path)
+            # The weights alone, small enough to ship or copy between machines.
+            torch.save({"model": ck["model"], "config": ck["config"]}, out / "best_model.pt")
+        torch.save(ck, last_path)
+        with log_path.open("a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        yield row
+        if stale >= cfg.patience:
+            break
+        if cfg.max_seconds and time.perf_counter() - began > cfg.max_seconds:
+            break
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    """Config as JSON text inside the checkpoint (weights_only loading accepts str)."""
+    return {"json": json.dumps(d)}
+
+
+def load_model(path: Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """A model and its config from a checkpoint (full or weights-only)."""
+    ck = torch.load(path, map_location=device, weights_only=True)
+    cfg = TrainConfig(**json.loads(ck["config"]["json"]))
+    model = create_model(cfg.arch, dropout=cfg.dropout)
+    model.load_state_dict(ck["model"])
+    return model.eval(), cfg
+
+
+def nan_to_none(d: Any) -> Any:
+    """JSON-safe copy (NaN -> None)."""
+    if isinstance(d, dict):
+        return {k: nan_to_none(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [nan_to_none(v) for v in d]
+    if isinstance(d, float) and math.isnan(d):
+        return None
+    return d
+
+
+__all__ = ["IGNORE", "TrainConfig", "evaluate_samples", "load_model", "predict_samples", "train"]
