@@ -95,9 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mixed", type=float, default=0.0, help="fraction of mixed-type wafers (0-1)")
     p.set_defaults(func=cmd_synth)
 
-    from waferseg_core.cli_ml import add_commands
+    from waferseg_core import cli_ml, cli_store
 
-    add_commands(sub)
+    cli_ml.add_commands(sub)
+    cli_store.add_commands(sub)
     return parser
 
 

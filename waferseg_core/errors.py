@@ -42,3 +42,37 @@ class WaferFileError(WaferSegError):
         elif offset is not None:
             where += f" @byte {offset}"
         super().__init__(f"{where}: {message}")
+
+
+class PermissionDeniedError(WaferSegError):
+    """The user's role does not allow the action."""
+
+
+class ConflictError(WaferSegError):
+    """A save started from a stale version: someone else saved first.
+
+    Attributes:
+        annotation_id: The annotation.
+        expected_version: The version the editor started from.
+        current_version: The version in the store now.
+        author: Who saved the newer version.
+        revision: The newer revision (before/after/when), as the store keeps it.
+    """
+
+    def __init__(
+        self,
+        annotation_id: int,
+        expected_version: int,
+        current_version: int,
+        author: str,
+        revision: dict[str, object] | None = None,
+    ) -> None:
+        self.annotation_id = annotation_id
+        self.expected_version = expected_version
+        self.current_version = current_version
+        self.author = author
+        self.revision = revision or {}
+        super().__init__(
+            f"annotation {annotation_id} was saved by {author} (version {current_version}) after "
+            f"the version {expected_version} this edit started from; reload, then edit again"
+        )

@@ -21,6 +21,8 @@ from waferseg_core.formats.pngio import SIGNATURE, encode_gray, text_chunks
 from waferseg_core.wafer import WaferMap
 
 NAME = "png"
+# OpenCV would print its own warnings about a broken PNG to stderr; our error says it in one line.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _sniff(head: bytes, name: str) -> bool:

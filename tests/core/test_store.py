@@ -1,0 +1,234 @@
+"""The store on SQLite and on the real PostgreSQL server: schema, service layer, roles, jobs."""
+
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from waferseg_core.errors import (
+    ConflictError,
+    GeometryError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
+from waferseg_core.formats.bins import ink
+from waferseg_core.geometry import geometry_from_mask, to_geojson
+from waferseg_core.store.models import Base
+from waferseg_core.store.service import Store, check_password, hash_password
+from waferseg_core.synth import generate_wafer
+from waferseg_core.wafer import CoordFrame, Defect
+
+SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [3, 0], [3, 3], [0, 3], [0, 0]]]}
+BIGGER = {"type": "Polygon", "coordinates": [[[0, 0], [5, 0], [5, 5], [0, 5], [0, 0]]]}
+
+
+@pytest.fixture
+def store(store_url):
+    s = Store(store_url)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def admin(store):
+    return store.add_user(None, "ada", "admin", "s3cret")
+
+
+def test_migrations_build_the_schema_without_drift(store):
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    assert store.migration["to"] == "0001"
+    again = Store(store.url)  # opening a current store runs nothing
+    assert again.migration["from"] == again.migration["to"] == "0001"
+    again.close()
+
+
+def test_users_roles_and_passwords(store, admin):
+    assert store.login("ada", "s3cret") == admin
+    with pytest.raises(PermissionDeniedError, match="login failed"):
+        store.login("ada", "wrong")
+    with pytest.raises(PermissionDeniedError, match="login failed"):
+        store.login("nobody", "x")
+    viewer = store.add_user(admin, "vic", "viewer", "pw")
+    with pytest.raises(PermissionDeniedError, match="vic \\(viewer\\) may not users"):
+        store.add_user(viewer, "eve", "admin", "pw")
+    with pytest.raises(InvalidInputError, match="role must be one of"):
+        store.add_user(admin, "x", "boss")
+    assert [u.name for u in store.users(viewer)] == ["ada", "vic"]
+    stored = hash_password("pw", n=2**10)
+    assert (
+        stored.startswith("scrypt$")
+        and check_password("pw", stored)
+        and not check_password("px", stored)
+    )
+
+
+def test_first_user_must_be_admin(store):
+    with pytest.raises(InvalidInputError, match="first user"):
+        store.add_user(None, "ann", "annotator")
+
+
+def test_a_viewer_cannot_write_anything(store, admin):
+    viewer = store.add_user(admin, "vic", "viewer", "pw")
+    ids = store.import_lot(admin, "L1", [generate_wafer(1, 0).wafer])
+    for call in (
+        lambda: store.import_lot(viewer, "L2", [generate_wafer(1, 1).wafer]),
+        lambda: store.save_annotation(viewer, ids[0], 1, SQUARE),
+        lambda: store.enqueue_job(viewer, {"epochs": 1}),
+        lambda: store.cache_predictions(viewer, "m", []),
+        lambda: store.set_status(viewer, ids[0], "reviewed"),
+        lambda: store.register_model(viewer, "m", "/x", "h"),
+    ):
+        with pytest.raises(PermissionDeniedError):
+            call()
+    annotator = store.add_user(admin, "ann", "annotator", "pw")
+    with pytest.raises(PermissionDeniedError):
+        store.import_lot(annotator, "L3", [generate_wafer(1, 2).wafer])
+    with pytest.raises(PermissionDeniedError):
+        store.promote(annotator, 1)
+    store.save_annotation(annotator, ids[0], 1, SQUARE)  # annotators annotate
+
+
+def test_import_is_all_or_nothing_and_round_trips(store, admin):
+    w = generate_wafer(2, 3).wafer
+    w.defects = (Defect(1, 2, 3.5, 4.5, 1.0, 7),)
+    w.frame = CoordFrame("left", -3, 9, 1, -1)
+    inked = ink(w, generate_wafer(2, 3).mask)
+    ids = store.import_lot(admin, "LOT-A", [inked, generate_wafer(2, 4).wafer])
+    back = store.wafer(admin, ids[0])
+    assert back.same_dies(w) and back.frame == w.frame and back.defects == w.defects
+    assert np.array_equal(back.bins, inked.bins) and back.bin_table == inked.bin_table
+    assert back.lot == "LOT-A" and back.content_hash == w.content_hash
+    with pytest.raises(InvalidInputError, match="already holds wafers"):
+        store.import_lots(
+            admin, {"NEW": [generate_wafer(2, 9).wafer], "LOT-A": [generate_wafer(2, 3).wafer]}
+        )
+    assert [lot["name"] for lot in store.lots(admin)] == ["LOT-A"]  # NEW was rolled back too
+
+
+def test_list_filter_and_worst_first(store, admin):
+    wafers = [generate_wafer(4, i).wafer for i in range(6)]
+    ids = store.import_lot(admin, "L", wafers)
+    rows = store.list_wafers(admin, lot="L", worst_first=True)
+    fracs = [r["fail_dies"] / r["dies"] for r in rows]
+    assert fracs == sorted(fracs, reverse=True) and len(rows) == 6
+    mid = store.register_model(admin, "m1", "/m1.onnx", "hash1")
+    store.promote(admin, mid)
+    store.cache_predictions(
+        admin,
+        "hash1",
+        [
+            {
+                "wafer_hash": wafers[0].content_hash,
+                "mask": np.zeros(wafers[0].shape, np.uint8),
+                "pattern": "Loc",
+                "patterns": ["Loc"],
+                "confidence": 0.4,
+                "uncertainty": 0.9,
+            },
+            {
+                "wafer_hash": wafers[1].content_hash,
+                "mask": np.zeros(wafers[1].shape, np.uint8),
+                "pattern": "none",
+                "patterns": [],
+                "confidence": 0.95,
+                "uncertainty": 0.1,
+            },
+        ],
+    )
+    assert [r["id"] for r in store.list_wafers(admin, pattern="Loc")] == [ids[0]]
+    assert [r["id"] for r in store.list_wafers(admin, max_confidence=0.5)] == [ids[0]]
+    assert [r["id"] for r in store.list_wafers(admin, min_uncertainty=0.5)] == [ids[0]]
+    cached = store.cached_prediction(admin, wafers[1].content_hash, "hash1")
+    assert cached["pattern"] == "none" and len(cached["mask"]) == wafers[1].rows * wafers[1].cols
+    assert store.cached_prediction(admin, wafers[2].content_hash, "hash1") is None
+    store.set_status(admin, ids[2], "reviewed")
+    assert [r["id"] for r in store.list_wafers(admin, status="reviewed")] == [ids[2]]
+
+
+def test_annotation_versions_conflicts_and_history(store, admin):
+    bob = store.add_user(admin, "bob", "annotator", "pw")
+    (wid,) = store.import_lot(admin, "L", [generate_wafer(1, 0).wafer])
+    aid, v1 = store.save_annotation(admin, wid, 5, SQUARE)
+    _, v2 = store.save_annotation(bob, wid, 5, BIGGER, annotation_id=aid, base_version=v1)
+    assert (v1, v2) == (1, 2)
+    with pytest.raises(ConflictError) as err:
+        store.save_annotation(admin, wid, 8, SQUARE, annotation_id=aid, base_version=v1)  # stale
+    assert err.value.author == "bob" and err.value.current_version == 2
+    assert err.value.revision["after"]["geometry"] == BIGGER
+    v3 = store.delete_annotation(admin, aid, v2)
+    assert store.annotations(admin, wid) == []
+    assert store.annotations(admin, wid, include_deleted=True)[0]["deleted"]
+    hist = store.history(admin, wid)
+    assert [(h["action"], h["version"], h["user"]) for h in hist] == [
+        ("create", 1, "ada"),
+        ("update", 2, "bob"),
+        ("delete", v3, "ada"),
+    ]
+    assert hist[1]["before"]["geometry"] == SQUARE and hist[1]["after"]["geometry"] == BIGGER
+
+
+def test_bad_geometry_and_class_are_refused(store, admin):
+    (wid,) = store.import_lot(admin, "L", [generate_wafer(1, 0).wafer])
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [4, 4], [4, 0], [0, 4], [0, 0]]]}
+    with pytest.raises(GeometryError, match="self-intersection"):
+        store.save_annotation(admin, wid, 1, bowtie)
+    with pytest.raises(InvalidInputError, match="class id must be 1-8"):
+        store.save_annotation(admin, wid, 9, SQUARE)
+    assert store.history(admin, wid) == []
+
+
+def test_job_queue_claim_heartbeat_cancel(store, admin):
+    j1 = store.enqueue_job(admin, {"epochs": 1})
+    j2 = store.enqueue_job(admin, {"epochs": 2})
+    first = store.claim_job("host-a")
+    second = store.claim_job("host-b")
+    assert (first["id"], second["id"]) == (j1, j2)
+    assert store.claim_job("host-c") is None
+    assert store.heartbeat(j1) is False
+    store.request_cancel(admin, j1)
+    assert store.heartbeat(j1) is True
+    store.add_epoch(j2, 0, {"loss": 1.0})
+    store.finish_job(j2, "failed", "Traceback ... boom")
+    job = store.job(admin, j2)
+    assert (
+        job["status"] == "failed"
+        and "boom" in job["error_text"]
+        and job["epochs"] == [{"loss": 1.0}]
+    )
+    j3 = store.enqueue_job(admin, {})
+    store.request_cancel(admin, j3)
+    assert store.job(admin, j3)["status"] == "cancelled" and store.claim_job("h") is None
+
+
+def test_model_registry(store, admin):
+    a = store.register_model(admin, "a", "/a.onnx", "ha", {"mean_iou": 0.5})
+    b = store.register_model(admin, "b", "/b.onnx", "hb")
+    assert store.register_model(admin, "a again", "/a2.onnx", "ha") == a
+    store.promote(admin, b)
+    store.promote(admin, a)
+    assert [(m["id"], m["active"]) for m in store.models(admin)] == [(b, False), (a, True)]
+
+
+def test_local_user_is_admin_on_sqlite(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'local.sqlite'}")
+    u = s.login()
+    assert u.role == "admin"
+    assert s.login() == u
+    s.close()
+
+
+def test_coco_geometry_survives_the_store(store, admin):
+    sw = generate_wafer(6, 2, mixed=0.5)
+    (wid,) = store.import_lot(admin, "L", [sw.wafer])
+    for cls in np.unique(sw.mask[sw.mask > 0]):
+        store.save_annotation(admin, wid, int(cls), to_geojson(geometry_from_mask(sw.mask == cls)))
+    from waferseg_core.coco import Annotation, mask_from_annotations
+    from waferseg_core.geometry import from_geojson
+
+    anns = [
+        Annotation(a["class_id"], from_geojson(a["geometry"]))
+        for a in store.annotations(admin, wid)
+    ]
+    assert np.array_equal(mask_from_annotations(anns, sw.wafer), sw.mask)

@@ -1,0 +1,158 @@
+"""``waferseg import``, ``users`` and ``db upgrade`` (the store's commands)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from waferseg_core.errors import InvalidInputError
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+
+
+def open_store(args: argparse.Namespace) -> Any:
+    """The store named by ``--store`` (or the default), migrated."""
+    from waferseg_core.store.service import Store
+
+    return Store(args.store)
+
+
+def login(store: Any, args: argparse.Namespace) -> Any:
+    """The acting user.
+
+    ``--user`` with ``WAFERSEG_PASSWORD`` (or a prompt on a terminal), or the local admin of a
+    SQLite store.
+    """
+    if args.user is None:
+        return store.login()
+    password = os.environ.get("WAFERSEG_PASSWORD")
+    if password is None and not store.is_sqlite and sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.user}: ")
+    return store.login(args.user, password)
+
+
+def add_commands(sub: Any) -> None:
+    """Register the store commands."""
+    p = sub.add_parser(
+        "import", help="import wafer files, folders or a COCO file into the store (all or nothing)"
+    )
+    p.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    p.add_argument("--lot", help="put every wafer into this lot (default: the files' lot ids)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("users", help="add or list users")
+    us = p.add_subparsers(dest="users_cmd", required=True)
+    a = us.add_parser("add")
+    a.add_argument("name")
+    a.add_argument("--role", required=True, choices=["admin", "engineer", "annotator", "viewer"])
+    a.set_defaults(func=cmd_users_add)
+    ls = us.add_parser("list")
+    ls.set_defaults(func=cmd_users_list)
+
+    p = sub.add_parser("db", help="store maintenance")
+    ds = p.add_subparsers(dest="db_cmd", required=True)
+    up = ds.add_parser("upgrade", help="bring the store's schema up to date (SQLite: backup first)")
+    up.set_defaults(func=cmd_db_upgrade)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Read everything first; write only when every file read, in one transaction."""
+    from waferseg_core import formats
+
+    paths = [Path(p) for p in args.paths]
+    coco = [p for p in paths if p.is_file() and p.suffix.lower() == ".json"]
+    others = [p for p in paths if p not in coco]
+    lots: dict[str, list[Any]] = {}
+    annotations: list[tuple[str, Any, list[Any]]] = []
+    if others:
+        res = formats.read_many(others)
+        if res.errors:
+            raise res.errors[0]
+        for lot, maps in res.lots.items():
+            lots.setdefault(args.lot or lot, []).extend(maps)
+    for c in coco:
+        from waferseg_core.coco import load
+
+        for cw in load(c):
+            lot = args.lot or cw.wafer.lot or c.parent.name
+            lots.setdefault(lot, []).append(cw.wafer)
+            annotations.append((lot, cw.wafer, cw.annotations))
+    if not lots:
+        raise InvalidInputError("expected wafer files, folders or COCO files, found no wafers")
+    store = open_store(args)
+    user = login(store, args)
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"importing {done}/{total}\n")
+        sys.stderr.flush()
+
+    from waferseg_core.geometry import to_geojson
+    from waferseg_core.store.service import NewAnnotation
+
+    per_lot: dict[str, list[list[Any]]] = {lot: [[] for _ in maps] for lot, maps in lots.items()}
+    position = {id(w): i for maps in lots.values() for i, w in enumerate(maps)}
+    for lot, w, anns in annotations:
+        per_lot[lot][position[id(w)]] = [
+            NewAnnotation(a.class_id, to_geojson(a.geometry), a.source, a.model_version)
+            for a in anns
+        ]
+    saved = sum(len(a) for v in per_lot.values() for a in v)
+    ids = store.import_lots(user, lots, progress, per_lot if saved else None)
+    _emit(
+        {
+            "lots": {k: {"wafers": len(v), "wafer_ids": v} for k, v in ids.items()},
+            "wafers": sum(len(v) for v in ids.values()),
+            "annotations": saved,
+            "user": user.name,
+        }
+    )
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    """Add a user (password from WAFERSEG_PASSWORD when set)."""
+    store = open_store(args)
+    empty = not _has_users(store)
+    actor = None if empty else login(store, args)
+    u = store.add_user(actor, args.name, args.role, os.environ.get("WAFERSEG_NEW_PASSWORD"))
+    _emit({"id": u.id, "name": u.name, "role": u.role})
+    return 0
+
+
+def _has_users(store: Any) -> bool:
+    import sqlalchemy as sa
+
+    from waferseg_core.store.models import User
+
+    with store.sessions() as s:
+        return bool(s.scalar(sa.select(sa.func.count()).select_from(User)))
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    """One JSON line per user."""
+    store = open_store(args)
+    for u in store.users(login(store, args)):
+        _emit({"id": u.id, "name": u.name, "role": u.role})
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Open (and so migrate) the store, then report what ran."""
+    store = open_store(args)
+    from waferseg_core.store.migrate import current
+
+    _emit(
+        {
+            "store": store.engine.url.render_as_string(hide_password=True),
+            "revision": current(store.engine),
+            **(store.migration or {}),
+        }
+    )
+    return 0
