@@ -76,6 +76,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--masks-out", help="write <stem>[_<wafer>].png class-id masks here")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("worker", help="claim queued training jobs from the store and run them")
+    p.add_argument("--once", action="store_true", help="stop when the queue is empty")
+    p.add_argument(
+        "--poll", type=float, default=5.0, help="seconds between looks at an empty queue"
+    )
+    p.add_argument("--out", help="folder for job outputs (default: the user data folder's jobs/)")
+    p.set_defaults(func=cmd_worker)
+
     p = sub.add_parser("bench", help="inference latency and throughput, JSON")
     p.add_argument("--model")
     p.add_argument("--repeat", type=int, default=200)
@@ -169,6 +177,22 @@ def cmd_train(args: argparse.Namespace) -> int:
             )
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     _emit(summary)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run queued jobs; one JSON line per claimed and finished job."""
+    try:
+        from waferseg_core.ml.worker import work
+    except ImportError as exc:
+        raise InvalidInputError(f"waferseg worker needs the 'train' extra: {exc}") from None
+    from waferseg_core.cli_store import open_store
+    from waferseg_core.demo import data_dir
+
+    store = open_store(args)
+    out = Path(args.out) if args.out else data_dir() / "jobs"
+    done = work(store, out, once=args.once, poll_s=args.poll, emit=_emit)
+    _emit({"event": "idle", "jobs_run": done})
     return 0
 
 

@@ -778,6 +778,18 @@ class Store:
             )
             return {"id": job.id, "kind": job.kind, "config": job.config}
 
+    def job_owner(self, job_id: int) -> UserRef:
+        """The user who queued a job (the worker records its results as theirs)."""
+        with self.sessions() as s:
+            row = s.execute(
+                sa.select(m.User)
+                .join(m.TrainingJob, m.TrainingJob.created_by == m.User.id)
+                .where(m.TrainingJob.id == job_id)
+            ).scalar_one_or_none()
+            if row is None:
+                raise InvalidInputError(f"job {job_id} has no owner")
+            return UserRef(row.id, row.name, row.role)
+
     def heartbeat(self, job_id: int) -> bool:
         """Record that the worker is alive; returns True when a cancel was requested."""
         with self.writes() as s, s.begin():

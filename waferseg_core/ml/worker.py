@@ -1,0 +1,150 @@
+"""The training worker: claims queued jobs from the store and runs them.
+
+Run on the workstation or on any GPU machine that reaches the same store (``waferseg worker``).
+A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``synth``,
+``real_npz``, ``arch``, ``epochs``, ``batch_size``, ``lr``, ``seed``, ``epoch_size``, ``device``,
+``max_minutes``, ``quantize``). While it trains, the worker heartbeats at most every
+``HEARTBEAT_S`` seconds and stops at the next batch when a cancel was requested; every epoch's
+metrics go to the store; at the end the model is exported to ONNX (parity-checked) and recorded as
+a model version with its metrics. A job that raises is marked failed with its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from waferseg_core.inference import file_hash
+from waferseg_core.ml import data as D  # noqa: N812
+from waferseg_core.ml.export import export_onnx, parity, quantize_static
+from waferseg_core.ml.train import TrainConfig, evaluate_samples, load_model, nan_to_none, train
+from waferseg_core.store.service import Store
+
+HEARTBEAT_S = 5.0
+
+
+def _datasets(cfg: dict[str, Any]) -> tuple[list[D.Sample], list[D.Sample]]:
+    train_set: list[D.Sample] = []
+    val_set: list[D.Sample] = []
+    if cfg.get("coco"):
+        items = D.coco_samples(cfg["coco"])
+        k = 0 if cfg.get("val") else max(1, len(items) // 10)
+        train_set += items[k:]
+        val_set += items[:k]
+    if cfg.get("val"):
+        val_set += D.coco_samples(cfg["val"])
+    if cfg.get("synth"):
+        synth = D.synth_samples(
+            int(cfg["synth"]),
+            int(cfg.get("synth_seed", 1000)),
+            float(cfg.get("mixed", 0.15)),
+            int(cfg.get("workers", 0)),
+        )
+        k = max(1, len(synth) // 20)
+        train_set += synth[k:]
+        val_set += synth[:k]
+    if cfg.get("real_npz"):
+        from waferseg_core.formats.wm811k import read_npz
+
+        maps = read_npz(cfg["real_npz"])
+        train_set += D.labelled_samples(
+            [m.grid for m in maps], [m.extra["label"] for m in maps], [m.lot for m in maps]
+        )
+    if not train_set:
+        raise ValueError("job config names no training data (coco, synth or real_npz)")
+    return train_set, val_set
+
+
+def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
+    """Run one claimed job to its end; returns its final status."""
+    job_id = int(job["id"])
+    cfg = dict(job["config"])
+    owner = store.job_owner(job_id)
+    last_beat = [0.0]
+    cancel = [False]
+
+    def cancelled() -> bool:
+        now = time.monotonic()
+        if now - last_beat[0] >= HEARTBEAT_S:
+            last_beat[0] = now
+            cancel[0] = store.heartbeat(job_id)
+        return cancel[0]
+
+    try:
+        train_set, val_set = _datasets(cfg)
+        tc = TrainConfig(
+            arch=cfg.get("arch", "resnet18-w0.5"),
+            epochs=int(cfg.get("epochs", 20)),
+            batch_size=int(cfg.get("batch_size", 32)),
+            lr=float(cfg.get("lr", 2e-3)),
+            seed=int(cfg.get("seed", 0)),
+            epoch_size=int(cfg.get("epoch_size", 0)),
+            device=str(cfg.get("device", "auto")),
+            workers=int(cfg.get("workers", 0)),
+            max_seconds=float(cfg.get("max_minutes", 0)) * 60,
+        )
+        out = out_root / f"job-{job_id}"
+        for row in train(tc, train_set, val_set, out, cancelled=cancelled):
+            store.add_epoch(job_id, int(row["epoch"]), nan_to_none(row))
+        if cancel[0] or cancelled():
+            store.finish_job(job_id, "cancelled")
+            return "cancelled"
+        model, _ = load_model(out / "best_model.pt")
+        metrics: dict[str, Any] = (
+            nan_to_none(evaluate_samples(model, val_set, torch.device("cpu"))) if val_set else {}
+        )
+        onnx_path = out / "model.onnx"
+        export_onnx(
+            model, onnx_path, metadata={"arch": tc.arch, "waferseg": "1", "job": str(job_id)}
+        )
+        metrics["parity"] = parity(model, onnx_path, val_set or train_set)
+        if cfg.get("quantize"):
+            metrics["quantization"] = quantize_static(
+                onnx_path, out / "model.int8.onnx", train_set[:256], val_set or train_set[:256]
+            )
+        (out / "summary.json").write_text(json.dumps(metrics, indent=1))
+        store.register_model(
+            owner,
+            cfg.get("name", f"job {job_id}"),
+            str(onnx_path.resolve()),
+            file_hash(onnx_path),
+            {k: v for k, v in metrics.items() if k != "confusion"},
+            job_id=job_id,
+        )
+        store.finish_job(job_id, "succeeded")
+        return "succeeded"
+    except Exception:  # a crashed job is reported in the store, and the worker carries on
+        store.finish_job(job_id, "failed", traceback.format_exc())
+        return "failed"
+
+
+def work(
+    store: Store,
+    out_root: Path,
+    *,
+    once: bool = False,
+    poll_s: float = 5.0,
+    host: str | None = None,
+    emit: Callable[[dict[str, Any]], None] = lambda _: None,
+) -> int:
+    """Claim and run jobs until stopped (or until the queue is empty with ``once``)."""
+    host = host or socket.gethostname()
+    done = 0
+    while True:
+        job = store.claim_job(host, kinds=("train",))
+        if job is None:
+            if once:
+                return done
+            time.sleep(poll_s)
+            continue
+        emit({"event": "claimed", "job": job["id"], "host": host})
+        status = run_job(store, job, out_root)
+        emit({"event": "finished", "job": job["id"], "status": status})
+        done += 1
