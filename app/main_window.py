@@ -1,75 +1,94 @@
-"""The main window: lot browser, wafer viewer, class legend, overlay controls."""
+"""The main window: lots and wafers from the store, the wafer viewer, overlays, predictions."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, Qt
-from PySide6.QtGui import QAction, QColor, QKeySequence, QPixmap
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSettings, Qt, QThread, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
+    QComboBox,
     QDockWidget,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QProgressBar,
     QSlider,
     QToolBar,
     QTreeWidget,
     QTreeWidgetItem,
+    QVBoxLayout,
     QWidget,
 )
 
+from app.predict_worker import PredictWorker
 from app.wafer_view import WaferView
 from waferseg_core.classes import PATTERN_CLASSES
-from waferseg_core.coco import CocoWafer, mask_from_annotations
-from waferseg_core.patterns import pattern_from_mask
+from waferseg_core.coco import Annotation, mask_from_annotations
+from waferseg_core.geometry import from_geojson
+from waferseg_core.inference import Predictor
+from waferseg_core.store.service import Store, UserRef
+from waferseg_core.wafer import WaferMap
 
 STATE_NAMES = {0: "no die", 1: "pass", 2: "fail"}
+COLUMNS = ["Wafer", "Pattern", "Conf.", "Fail %", "Status"]
 
 
 class MainWindow(QMainWindow):
-    """Browse a lot's wafers and look at each with its annotations."""
+    """Browse the store's lots, look at wafers with annotations and predictions."""
 
-    def __init__(self, lot_name: str, wafers: list[CocoWafer], settings: QSettings) -> None:
+    lot_predicted = Signal(float)  # ms for the whole lot
+
+    def __init__(
+        self, store: Store, user: UserRef, predictor: Predictor, settings: QSettings
+    ) -> None:
         super().__init__()
-        self.setWindowTitle(f"WaferSeg Studio — {lot_name}")
-        self._settings = settings
-        self.wafers = wafers
-        self.masks = [mask_from_annotations(w.annotations, w.wafer) for w in wafers]
+        self.store, self.user, self.predictor, self._settings = store, user, predictor, settings
+        self.setWindowTitle(f"WaferSeg Studio — {user.name} ({user.role})")
         self.view = WaferView(self)
         self.setCentralWidget(self.view)
-        self.browser = self._make_browser()
+        self.predictions: dict[int, dict[str, Any]] = {}
+        self._items: dict[int, QTreeWidgetItem] = {}
+        self._wafer: WaferMap | None = None
+        self._wafer_id = -1
+        self._thread: QThread | None = None
+        self._worker: PredictWorker | None = None
+        self._make_browser()
         self._make_legend()
         self._make_toolbar()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(200)
+        self.progress.setVisible(False)
+        self.statusBar().addPermanentWidget(self.progress)
         self.view.die_hovered.connect(self._show_die)
-        self.browser.currentItemChanged.connect(self._open_current)
-        state = settings.value("window/state")
-        geometry = settings.value("window/geometry")
+        geometry, state = settings.value("window/geometry"), settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)  # type: ignore[arg-type]
         if state is not None:
             self.restoreState(state)  # type: ignore[arg-type]
-        if self.browser.topLevelItemCount():
-            self.browser.setCurrentItem(self.browser.topLevelItem(0))
+        self.refresh_lots()
 
-    def _make_browser(self) -> QTreeWidget:
-        tree = QTreeWidget()
-        tree.setHeaderLabels(["Wafer", "Pattern", "Fail %", "Dies"])
-        tree.setRootIsDecorated(False)
-        tree.setSortingEnabled(True)
-        for i, (cw, mask) in enumerate(zip(self.wafers, self.masks, strict=True)):
-            w = cw.wafer
-            fail_pct = 100.0 * w.fail_dies / max(1, w.dies)
-            item = _SortableItem(
-                [w.wafer_id, pattern_from_mask(mask, w.grid), f"{fail_pct:.1f}", str(w.dies)]
-            )
-            item.setData(0, Qt.ItemDataRole.UserRole, i)
-            tree.addTopLevelItem(item)
-        # Worst first: the highest fail fraction at the top.
-        tree.sortItems(2, Qt.SortOrder.DescendingOrder)
+    # ---- building -----------------------------------------------------------------------------
+
+    def _make_browser(self) -> None:
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(2, 2, 2, 2)
+        self.lot_box = QComboBox()
+        self.lot_box.currentTextChanged.connect(self.open_lot)
+        self.browser = QTreeWidget()
+        self.browser.setHeaderLabels(COLUMNS)
+        self.browser.setRootIsDecorated(False)
+        self.browser.setSortingEnabled(True)
+        self.browser.currentItemChanged.connect(self._open_current)
+        lay.addWidget(self.lot_box)
+        lay.addWidget(self.browser)
         dock = QDockWidget("Lot browser", self)
         dock.setObjectName("lot_browser")
-        dock.setWidget(tree)
+        dock.setWidget(box)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        return tree
 
     def _make_legend(self) -> None:
         legend = QListWidget()
@@ -77,18 +96,34 @@ class MainWindow(QMainWindow):
             swatch = QPixmap(14, 14)
             swatch.fill(QColor(c.color))
             legend.addItem(QListWidgetItem(swatch, f"{c.key}  {c.name}"))
+        self.prediction_label = QLabel("")
+        self.prediction_label.setWordWrap(True)
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(legend)
+        lay.addWidget(QLabel("<b>Prediction</b>"))
+        lay.addWidget(self.prediction_label)
         dock = QDockWidget("Classes", self)
         dock.setObjectName("classes")
-        dock.setWidget(legend)
+        dock.setWidget(box)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
 
     def _make_toolbar(self) -> None:
         bar = QToolBar("View", self)
         bar.setObjectName("view_toolbar")
-        self.overlay_action = QAction("Annotations", self, checkable=True, checked=True)
-        self.overlay_action.setShortcut(QKeySequence("O"))
-        self.overlay_action.toggled.connect(self.view.set_overlay_visible)
-        bar.addAction(self.overlay_action)
+        group = QActionGroup(self)
+        self.show_annotations = QAction("Annotations", self, checkable=True, checked=True)
+        self.show_annotations.setShortcut(QKeySequence("A"))
+        self.show_prediction = QAction("Prediction", self, checkable=True)
+        self.show_prediction.setShortcut(QKeySequence("P"))
+        self.show_nothing = QAction("Dies only", self, checkable=True)
+        self.show_nothing.setShortcut(QKeySequence("D"))
+        for act in (self.show_annotations, self.show_prediction, self.show_nothing):
+            group.addAction(act)
+            bar.addAction(act)
+            act.toggled.connect(lambda _=False: self._update_overlay())
+        bar.addSeparator()
         fit = QAction("Fit", self)
         fit.setShortcut(QKeySequence("F"))
         fit.triggered.connect(self.view.fit)
@@ -103,10 +138,101 @@ class MainWindow(QMainWindow):
         for key, step in ((Qt.Key.Key_PageDown, 1), (Qt.Key.Key_PageUp, -1)):
             act = QAction(self)
             act.setShortcut(QKeySequence(key))
-            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             act.triggered.connect(lambda _=False, s=step: self.step_wafer(s))
             self.addAction(act)
         self.addToolBar(bar)
+
+    # ---- lots ---------------------------------------------------------------------------------
+
+    def refresh_lots(self) -> None:
+        """Reload the lot list (keeps the current lot when it still exists)."""
+        current = self.lot_box.currentText()
+        names = [lot["name"] for lot in self.store.lots(self.user)]
+        self.lot_box.blockSignals(True)
+        self.lot_box.clear()
+        self.lot_box.addItems(names)
+        self.lot_box.blockSignals(False)
+        if names:
+            self.lot_box.setCurrentText(current if current in names else names[0])
+            self.open_lot(self.lot_box.currentText())
+
+    def open_lot(self, name: str) -> None:
+        """Show a lot's wafers (worst first) and predict them in a worker thread."""
+        if not name:
+            return
+        self._stop_worker()
+        rows = self.store.list_wafers(self.user, lot=name, worst_first=True)
+        self.browser.clear()
+        self._items.clear()
+        self.predictions.clear()
+        self.browser.setSortingEnabled(False)
+        for r in rows:
+            fail = 100.0 * r["fail_dies"] / max(1, r["dies"])
+            item = _SortableItem([r["wafer"], "…", "", f"{fail:.1f}", r["status"]])
+            item.setData(0, Qt.ItemDataRole.UserRole, r["id"])
+            self.browser.addTopLevelItem(item)
+            self._items[r["id"]] = item
+        self.browser.setSortingEnabled(True)
+        self.browser.sortItems(3, Qt.SortOrder.DescendingOrder)
+        if self.browser.topLevelItemCount():
+            self.browser.setCurrentItem(self.browser.topLevelItem(0))
+        self._start_worker([r["id"] for r in rows])
+
+    def _start_worker(self, ids: list[int]) -> None:
+        self._thread = QThread(self)
+        self._worker = PredictWorker(self.store, self.user, self.predictor, ids)
+        self._worker.moveToThread(self._thread)
+        self._thread.started.connect(self._worker.run)
+        self._worker.wafer_predicted.connect(self._on_predicted)
+        self._worker.progress.connect(self._on_progress)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.failed.connect(
+            lambda msg: self.statusBar().showMessage(f"prediction failed: {msg}")
+        )
+        self._worker.finished.connect(self._thread.quit)
+        self._worker.failed.connect(self._thread.quit)
+        self.progress.setRange(0, max(1, len(ids)))
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.statusBar().showMessage(f"predicting {len(ids)} wafers…")
+        self._thread.start()
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None and self._thread is not None:
+            self._worker.stop()
+            self._thread.quit()
+            self._thread.wait()
+        self._worker = self._thread = None
+
+    def _stale(self) -> bool:
+        """True for signals of a worker that was replaced (the user switched lots)."""
+        return self.sender() is not self._worker
+
+    def _on_predicted(self, wafer_id: int, pred: dict[str, Any]) -> None:
+        if self._stale():
+            return
+        self.predictions[wafer_id] = pred
+        item = self._items.get(wafer_id)
+        if item is not None:
+            item.setText(1, pred["pattern"])
+            item.setText(2, f"{pred['confidence']:.2f}")
+        if wafer_id == self._wafer_id:
+            self._update_overlay()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if not self._stale():
+            self.progress.setValue(done)
+
+    def _on_finished(self, ms: float) -> None:
+        if self._stale():
+            return
+        self.progress.setVisible(False)
+        self.statusBar().showMessage(
+            f"{len(self.predictions)} wafers predicted in {ms:.0f} ms", 5000
+        )
+        self.lot_predicted.emit(ms)
+
+    # ---- wafers -------------------------------------------------------------------------------
 
     def step_wafer(self, step: int) -> None:
         """Go to the next (+1) or previous (-1) wafer in the browser's order."""
@@ -114,44 +240,92 @@ class MainWindow(QMainWindow):
         if 0 <= row < self.browser.topLevelItemCount():
             self.browser.setCurrentItem(self.browser.topLevelItem(row))
 
-    def select_wafer(self, wafer_id: str) -> bool:
-        """Show the wafer with this id; False when the lot has none."""
+    def select_wafer(self, wafer_key: str) -> bool:
+        """Show the wafer with this id in the current lot; False when there is none."""
         for row in range(self.browser.topLevelItemCount()):
             item = self.browser.topLevelItem(row)
-            if item.text(0) == wafer_id:
+            if item.text(0) == wafer_key:
                 self.browser.setCurrentItem(item)
                 return True
         return False
 
-    def current_index(self) -> int:
-        """Index into ``wafers`` of the wafer shown."""
-        item = self.browser.currentItem()
-        return int(item.data(0, Qt.ItemDataRole.UserRole)) if item else -1
+    @property
+    def wafer(self) -> WaferMap | None:
+        """The wafer shown."""
+        return self._wafer
+
+    def current_wafer_id(self) -> int:
+        """Store id of the wafer shown (-1 when none)."""
+        return self._wafer_id
+
+    def annotation_mask(self) -> np.ndarray:
+        """The class mask of the shown wafer's annotations."""
+        assert self._wafer is not None
+        anns = [
+            Annotation(a["class_id"], from_geojson(a["geometry"]))
+            for a in self.store.annotations(self.user, self._wafer_id)
+        ]
+        return mask_from_annotations(anns, self._wafer)
 
     def _open_current(
         self, item: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None
     ) -> None:
         if item is None:
             return
-        i = int(item.data(0, Qt.ItemDataRole.UserRole))
-        self.view.show_wafer(self.wafers[i].wafer, self.masks[i])
+        self._wafer_id = int(item.data(0, Qt.ItemDataRole.UserRole))
+        self._wafer = self.store.wafer(self.user, self._wafer_id)
+        self._annotations = self.annotation_mask()
+        self.view.show_wafer(self._wafer, None)
+        self._update_overlay()
+
+    def _update_overlay(self) -> None:
+        if self._wafer is None:
+            return
+        pred = self.predictions.get(self._wafer_id)
+        if self.show_annotations.isChecked():
+            self.view.set_mask(self._annotations)
+        elif self.show_prediction.isChecked():
+            self.view.set_mask(pred["mask"] if pred else None)
+        else:
+            self.view.set_mask(None)
+        if pred:
+            others = ", ".join(p for p in pred["patterns"] if p != pred["pattern"])
+            self.prediction_label.setText(
+                f"{pred['pattern']}"
+                + (f" (also {others})" if others else "")
+                + f"<br>confidence {pred['confidence']:.2f}"
+                + f"<br>uncertainty {pred['uncertainty']:.2f}"
+            )
+        else:
+            self.prediction_label.setText("predicting…")
 
     def _show_die(self, row: int, col: int) -> None:
-        i = self.current_index()
-        if row < 0 or i < 0:
+        w = self._wafer
+        if row < 0 or w is None:
             self.statusBar().clearMessage()
             return
-        w = self.wafers[i].wafer
         x, y = w.canonical_to_file(row, col)
-        cls = PATTERN_CLASSES[self.masks[i][row, col] - 1].name if self.masks[i][row, col] else "—"
-        state = STATE_NAMES[int(w.grid[row, col])]
-        text = f"die r{row} c{col}   file x={x} y={y}   {state}   class {cls}"
+        cls = self._annotations[row, col]
+        pred = self.predictions.get(self._wafer_id)
+        pcls = int(pred["mask"][row, col]) if pred else 0
+        bin_text = (
+            f"   bin {int(w.bins[row, col])}"
+            if w.bins is not None and w.bins[row, col] >= 0
+            else ""
+        )
+        text = (
+            f"die r{row} c{col}   file x={x} y={y}   {STATE_NAMES[int(w.grid[row, col])]}{bin_text}"
+            f"   class {PATTERN_CLASSES[cls - 1].name if cls else '—'}"
+            f"   predicted {PATTERN_CLASSES[pcls - 1].name if pcls else '—'}"
+        )
         self.statusBar().showMessage(text)
 
-    def closeEvent(self, event: object) -> None:  # noqa: D102 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop the worker and keep the window layout."""
+        self._stop_worker()
         self._settings.setValue("window/geometry", self.saveGeometry())
         self._settings.setValue("window/state", self.saveState())
-        super().closeEvent(event)  # type: ignore[arg-type]
+        super().closeEvent(event)
 
 
 class _SortableItem(QTreeWidgetItem):
@@ -163,11 +337,3 @@ class _SortableItem(QTreeWidgetItem):
             return float(self.text(col)) < float(other.text(col))
         except ValueError:
             return self.text(col) < other.text(col)
-
-
-def make_window(wafers: list[CocoWafer], lot_name: str, settings: QSettings) -> MainWindow:
-    """Build the main window for a lot (the tests use this too)."""
-    return MainWindow(lot_name, wafers, settings)
-
-
-__all__ = ["MainWindow", "QWidget", "make_window"]

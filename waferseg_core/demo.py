@@ -40,3 +40,29 @@ def ensure_demo_lot(root: Path | None = None) -> Path:
 def load_demo_lot(root: Path | None = None) -> list[CocoWafer]:
     """The demo lot's wafers with their annotations."""
     return load(ensure_demo_lot(root))
+
+
+DEMO_LOT = "demo-lot"
+
+
+def ensure_demo_store(store: object, user: object) -> str:
+    """Import the demo lot (wafers and their annotations) into a store that lacks it.
+
+    Returns:
+        The demo lot's name.
+    """
+    from waferseg_core.geometry import to_geojson
+    from waferseg_core.store.service import NewAnnotation, Store, UserRef
+
+    assert isinstance(store, Store) and isinstance(user, UserRef)
+    if any(lot["name"] == DEMO_LOT for lot in store.lots(user)):
+        return DEMO_LOT
+    items = load_demo_lot()
+    for i, cw in enumerate(items):
+        cw.wafer.wafer_id = str(i + 1)
+    anns = [
+        [NewAnnotation(a.class_id, to_geojson(a.geometry), a.source) for a in cw.annotations]
+        for cw in items
+    ]
+    store.import_lots(user, {DEMO_LOT: [cw.wafer for cw in items]}, annotations={DEMO_LOT: anns})
+    return DEMO_LOT

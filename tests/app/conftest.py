@@ -14,8 +14,21 @@ def settings(tmp_path):
 
 
 @pytest.fixture
-def demo_lot(tmp_path, monkeypatch):
+def demo_store(tmp_path, monkeypatch):
+    """A SQLite store in a temporary home with the demo lot imported."""
     monkeypatch.setenv("WAFERSEG_HOME", str(tmp_path / "home"))
-    from waferseg_core.demo import load_demo_lot
+    from waferseg_core.demo import ensure_demo_store
+    from waferseg_core.store.service import Store
 
-    return load_demo_lot()
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    user = store.login()
+    ensure_demo_store(store, user)
+    yield store, user
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    from waferseg_core.inference import Predictor
+
+    return Predictor()

@@ -3,7 +3,7 @@
 Run on the workstation or on any GPU machine that reaches the same store (``waferseg worker``).
 A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``synth``,
 ``real_npz``, ``arch``, ``epochs``, ``batch_size``, ``lr``, ``seed``, ``epoch_size``, ``device``,
-``max_minutes``, ``quantize``). While it trains, the worker heartbeats at most every
+``max_minutes``, ``patience``, ``quantize``). While it trains, the worker heartbeats at most every
 ``HEARTBEAT_S`` seconds and stops at the next batch when a cancel was requested; every epoch's
 metrics go to the store; at the end the model is exported to ONNX (parity-checked) and recorded as
 a model version with its metrics. A job that raises is marked failed with its traceback.
@@ -89,6 +89,7 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
             device=str(cfg.get("device", "auto")),
             workers=int(cfg.get("workers", 0)),
             max_seconds=float(cfg.get("max_minutes", 0)) * 60,
+            patience=int(cfg.get("patience", 6)),
         )
         out = out_root / f"job-{job_id}"
         for row in train(tc, train_set, val_set, out, cancelled=cancelled):
