@@ -232,3 +232,20 @@ def test_coco_geometry_survives_the_store(store, admin):
         for a in store.annotations(admin, wid)
     ]
     assert np.array_equal(mask_from_annotations(anns, sw.wafer), sw.mask)
+
+
+def test_sqlite_backup_is_a_consistent_copy(tmp_path):
+    import sqlite3
+
+    from waferseg_core.store.migrate import backup_sqlite
+
+    s = Store(f"sqlite:///{tmp_path / 'a.sqlite'}")
+    user = s.login()
+    s.import_lot(user, "L", [generate_wafer(1, i).wafer for i in range(3)])
+    # The WAL still holds the import (no checkpoint): the backup must include it anyway.
+    copy = backup_sqlite(tmp_path / "a.sqlite", "0001")
+    assert copy.name == "a.sqlite.bak-0001"
+    con = sqlite3.connect(copy)
+    assert con.execute("select count(*) from wafers").fetchone()[0] == 3
+    con.close()
+    s.close()

@@ -36,6 +36,21 @@ def current(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def backup_sqlite(db: Path, tag: str) -> Path:
+    """Copy a SQLite file aside as ``<file>.bak-<tag>``.
+
+    SQLite's online backup gives a consistent copy even in WAL mode with other connections open.
+    """
+    backup = db.with_name(f"{db.name}.bak-{tag}")
+    src, dst = sqlite3.connect(db), sqlite3.connect(backup)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    return backup
+
+
 def upgrade(engine: Engine) -> dict[str, str | None]:
     """Bring the store to the newest revision; back up a SQLite file first when anything runs."""
     before = current(engine)
@@ -49,14 +64,7 @@ def upgrade(engine: Engine) -> dict[str, str | None]:
     ):
         db = Path(engine.url.database)
         if db.exists() and db.stat().st_size > 0:
-            backup = db.with_name(f"{db.name}.bak-{before or 'empty'}")
-            # SQLite's online backup: a consistent copy even with WAL and other readers.
-            src, dst = sqlite3.connect(db), sqlite3.connect(backup)
-            try:
-                src.backup(dst)
-            finally:
-                dst.close()
-                src.close()
+            backup = backup_sqlite(db, before)
     if before != target:
         cfg = _config()
         with engine.begin() as conn:

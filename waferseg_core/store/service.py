@@ -486,38 +486,13 @@ class Store:
             old = s.get(m.Annotation, annotation_id)
             if old is None or old.wafer_id != wafer_id:
                 raise InvalidInputError(f"no annotation {annotation_id} on wafer {wafer_id}")
-            before = {"class_id": old.class_id, "geometry": old.geometry, "source": old.source}
-            res = s.execute(
-                sa.update(m.Annotation)
-                .where(
-                    m.Annotation.id == annotation_id,
-                    m.Annotation.version == base_version,
-                    m.Annotation.deleted.is_(False),
-                )
-                .values(
-                    class_id=class_id,
-                    geometry=geometry,
-                    source=source,
-                    model_version=model_version,
-                    author_id=actor.id,
-                    version=base_version + 1,
-                    updated_at=m.utcnow(),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
-                raise self._conflict(s, annotation_id, base_version)
-            s.add(
-                m.AnnotationRevision(
-                    annotation_id=annotation_id,
-                    wafer_id=wafer_id,
-                    user_id=actor.id,
-                    version=base_version + 1,
-                    action="update",
-                    before=before,
-                    after=after,
-                )
-            )
+            values = {
+                "class_id": class_id,
+                "geometry": geometry,
+                "source": source,
+                "model_version": model_version,
+            }
+            self._versioned_change(s, actor, old, base_version, "update", after, values)
             return annotation_id, base_version + 1
 
     def _create_annotation(
@@ -561,36 +536,48 @@ class Store:
             old = s.get(m.Annotation, annotation_id)
             if old is None:
                 raise InvalidInputError(f"no annotation with id {annotation_id}")
-            before = {"class_id": old.class_id, "geometry": old.geometry, "source": old.source}
-            res = s.execute(
-                sa.update(m.Annotation)
-                .where(
-                    m.Annotation.id == annotation_id,
-                    m.Annotation.version == base_version,
-                    m.Annotation.deleted.is_(False),
-                )
-                .values(
-                    deleted=True,
-                    version=base_version + 1,
-                    author_id=actor.id,
-                    updated_at=m.utcnow(),
-                )
-                .execution_options(synchronize_session=False)
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
-                raise self._conflict(s, annotation_id, base_version)
-            s.add(
-                m.AnnotationRevision(
-                    annotation_id=annotation_id,
-                    wafer_id=old.wafer_id,
-                    user_id=actor.id,
-                    version=base_version + 1,
-                    action="delete",
-                    before=before,
-                    after=None,
-                )
-            )
+            self._versioned_change(s, actor, old, base_version, "delete", None, {"deleted": True})
             return base_version + 1
+
+    def _versioned_change(
+        self,
+        s: Session,
+        actor: UserRef,
+        old: m.Annotation,
+        base_version: int,
+        action: str,
+        after: dict[str, Any] | None,
+        values: dict[str, Any],
+    ) -> None:
+        """Apply ``values`` if the annotation is still at ``base_version``, and record the revision.
+
+        Raises:
+            ConflictError: Someone saved a newer version; it names that version and its author.
+        """
+        before = {"class_id": old.class_id, "geometry": old.geometry, "source": old.source}
+        res = s.execute(
+            sa.update(m.Annotation)
+            .where(
+                m.Annotation.id == old.id,
+                m.Annotation.version == base_version,
+                m.Annotation.deleted.is_(False),
+            )
+            .values(**values, author_id=actor.id, version=base_version + 1, updated_at=m.utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            raise self._conflict(s, old.id, base_version)
+        s.add(
+            m.AnnotationRevision(
+                annotation_id=old.id,
+                wafer_id=old.wafer_id,
+                user_id=actor.id,
+                version=base_version + 1,
+                action=action,
+                before=before,
+                after=after,
+            )
+        )
 
     def _conflict(self, s: Session, annotation_id: int, base_version: int) -> ConflictError:
         rev = s.execute(
