@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMessageBox,
     QProgressBar,
     QSlider,
     QToolBar,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.editor import Editor
 from app.predict_worker import PredictWorker
 from app.wafer_view import WaferView
 from waferseg_core.classes import PATTERN_CLASSES
@@ -49,6 +51,11 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"WaferSeg Studio — {user.name} ({user.role})")
         self.view = WaferView(self)
         self.setCentralWidget(self.view)
+        self.editor = Editor(store, user)
+        self.view.editor = self.editor
+        self.editor.mask_changed.connect(self._on_edited)
+        self.editor.draft_changed.connect(lambda: self.view.set_draft(self.editor.draft))
+        self.editor.conflict.connect(self._show_conflict)
         self.predictions: dict[int, dict[str, Any]] = {}
         self._items: dict[int, QTreeWidgetItem] = {}
         self._wafer: WaferMap | None = None
@@ -58,6 +65,7 @@ class MainWindow(QMainWindow):
         self._make_browser()
         self._make_legend()
         self._make_toolbar()
+        self._make_edit_toolbar()
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(200)
         self.progress.setVisible(False)
@@ -141,6 +149,107 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, s=step: self.step_wafer(s))
             self.addAction(act)
         self.addToolBar(bar)
+
+    def _make_edit_toolbar(self) -> None:
+        bar = QToolBar("Edit", self)
+        bar.setObjectName("edit_toolbar")
+        self.tool_actions: dict[str, QAction] = {}
+        group = QActionGroup(self)
+        for tool, key, label in (
+            ("select", "S", "Select"),
+            ("polygon", "L", "Polygon"),
+            ("hole", "H", "Hole"),
+            ("brush", "B", "Brush"),
+            ("eraser", "E", "Eraser"),
+            ("ring", "R", "Ring"),
+            ("sector", "T", "Sector"),
+        ):
+            act = QAction(label, self, checkable=True, checked=tool == "select")
+            act.setShortcut(QKeySequence(key))
+            act.setToolTip(f"{label} ({key})")
+            act.triggered.connect(lambda _=False, t=tool: self.set_tool(t))
+            group.addAction(act)
+            bar.addAction(act)
+            self.tool_actions[tool] = act
+        bar.addSeparator()
+        undo = self.editor.stack.createUndoAction(self, "Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.editor.stack.createRedoAction(self, "Redo")
+        redo.setShortcut(QKeySequence.StandardKey.Redo)
+        bar.addAction(undo)
+        bar.addAction(redo)
+        accept = QAction("Accept prediction", self)
+        accept.setShortcut(QKeySequence("Ctrl+Return"))
+        accept.triggered.connect(self.accept_prediction)
+        bar.addAction(accept)
+        reviewed = QAction("Mark reviewed", self)
+        reviewed.setShortcut(QKeySequence("M"))
+        reviewed.triggered.connect(self.mark_reviewed)
+        bar.addAction(reviewed)
+        for key, fn in (
+            (Qt.Key.Key_Return, self.editor.finish),
+            (Qt.Key.Key_Enter, self.editor.finish),
+            (Qt.Key.Key_Escape, self.editor.cancel),
+            (Qt.Key.Key_Backspace, self.editor.back),
+            (Qt.Key.Key_Delete, self.editor.delete_selected),
+        ):
+            act = QAction(self)
+            act.setShortcut(QKeySequence(key))
+            act.triggered.connect(lambda _=False, f=fn: f())
+            self.addAction(act)
+        for c in PATTERN_CLASSES:
+            act = QAction(self)
+            act.setShortcut(QKeySequence(c.key))
+            act.triggered.connect(lambda _=False, cid=c.id: self.editor.set_class(cid))
+            self.addAction(act)
+        self.addToolBar(bar)
+        self.edit_bar = bar
+        if not self.user.can("annotate"):  # the service layer refuses it anyway; say so up front
+            bar.setEnabled(False)
+
+    def set_tool(self, tool: str) -> None:
+        """Pick an editing tool (annotations overlay on; panning only with the select tool)."""
+        self.editor.set_tool(tool)
+        self.tool_actions[tool].setChecked(True)
+        self.view.setDragMode(
+            WaferView.DragMode.ScrollHandDrag if tool == "select" else WaferView.DragMode.NoDrag
+        )
+        self.show_annotations.setChecked(True)
+
+    def accept_prediction(self) -> None:
+        """Turn the wafer's predicted mask into editable regions (one undo step)."""
+        pred = self.predictions.get(self._wafer_id)
+        if pred is None:
+            self.statusBar().showMessage("no prediction for this wafer yet", 3000)
+            return
+        self.editor.accept_prediction(pred["mask"])
+        self.show_annotations.setChecked(True)
+
+    def mark_reviewed(self) -> None:
+        """Mark the wafer reviewed and go to the next one."""
+        if self._wafer_id < 0:
+            return
+        self.store.set_status(self.user, self._wafer_id, "reviewed")
+        item = self._items.get(self._wafer_id)
+        if item is not None:
+            item.setText(4, "reviewed")
+        self.step_wafer(1)
+
+    def _on_edited(self) -> None:
+        if self._wafer is None or self.editor.doc is None:
+            return
+        self._annotations = self.editor.mask()
+        item = self._items.get(self._wafer_id)
+        if item is not None and item.text(4) == "new" and self.editor.doc.regions:
+            item.setText(4, "annotated")
+        self._update_overlay()
+
+    def _show_conflict(self, message: str) -> None:
+        self.statusBar().showMessage(message)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Not saved", message, parent=self)
+        box.setModal(False)
+        box.show()
+        self.conflict_box = box
 
     # ---- lots ---------------------------------------------------------------------------------
 
@@ -274,7 +383,8 @@ class MainWindow(QMainWindow):
             return
         self._wafer_id = int(item.data(0, Qt.ItemDataRole.UserRole))
         self._wafer = self.store.wafer(self.user, self._wafer_id)
-        self._annotations = self.annotation_mask()
+        self.editor.load(self._wafer_id, self._wafer)
+        self._annotations = self.editor.mask()
         self.view.show_wafer(self._wafer, None)
         self._update_overlay()
 

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QMouseEvent, QPainter, QPixmap, QResizeEvent, QWheelEvent
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtGui import (
+    QColor,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QGraphicsPathItem,
+    QGraphicsPixmapItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QWidget,
+)
 
 from app.render import grid_image, mask_image
 from waferseg_core.wafer import WaferMap
@@ -32,8 +49,13 @@ class WaferView(QGraphicsView):
         self._mask_item = QGraphicsPixmapItem()
         self._mask_item.setTransformationMode(Qt.TransformationMode.FastTransformation)
         self._mask_item.setOpacity(0.55)
+        self._draft_item = QGraphicsPathItem()
+        pen = QPen(QColor("#111111"), 0)  # cosmetic: one pixel at every zoom
+        self._draft_item.setPen(pen)
         self.scene().addItem(self._grid_item)
         self.scene().addItem(self._mask_item)
+        self.scene().addItem(self._draft_item)
+        self.editor: Any = None  # app.editor.Editor once the window wires one in
         self.wafer: WaferMap | None = None
         self._auto_fit = True  # keep the wafer fitted on resize until the user zooms
 
@@ -87,7 +109,60 @@ class WaferView(QGraphicsView):
         if self._auto_fit and self.wafer is not None:
             self.fit()
 
+    def set_draft(self, points: list[tuple[float, float]]) -> None:
+        """Show the outline being drawn (die coordinates)."""
+        path = QPainterPath()
+        for i, (x, y) in enumerate(points):
+            if i == 0:
+                path.moveTo(x, y)
+            else:
+                path.lineTo(x, y)
+        for x, y in points:
+            path.addEllipse(QPointF(x, y), 0.15, 0.15)
+        self._draft_item.setPath(path)
+
+    def _editing(self, event: QMouseEvent) -> bool:
+        """Left-button events go to the editor unless the select tool pans."""
+        return (
+            self.editor is not None
+            and event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
+            and self.editor.tool != "select"
+        )
+
+    def _scene_xy(self, event: QMouseEvent) -> tuple[float, float]:
+        p = self.mapToScene(event.position().toPoint())
+        return float(p.x()), float(p.y())
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        """Tools get left clicks; the select tool also picks the region under the cursor."""
+        if self.editor is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.editor.press(*self._scene_xy(event))
+            if self.editor.tool != "select":
+                return
+        super().mousePressEvent(event)
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        """A double-click closes the polygon being drawn."""
+        if self._editing(event):
+            self.editor.finish()
+            return
+        super().mouseDoubleClickEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        """The end of a brush stroke."""
+        if self._editing(event):
+            self.editor.release()
+            return
+        super().mouseReleaseEvent(event)
+
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        """Report the die under the cursor."""
+        """Report the die under the cursor; feed a brush stroke."""
         self.die_hovered.emit(*self.die_at(event.position()))
+        if (
+            self.editor is not None
+            and event.buttons() & Qt.MouseButton.LeftButton
+            and self.editor.tool != "select"
+        ):
+            self.editor.move(*self._scene_xy(event))
+            return
         super().mouseMoveEvent(event)
