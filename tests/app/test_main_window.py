@@ -8,6 +8,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from app.main_window import MainWindow
 from app.render import CLASS_COLOURS, DIE_COLOURS, grid_image, mask_image
+from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.demo import DEMO_COUNT
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -33,17 +34,7 @@ def test_lot_is_predicted_in_a_worker_and_listed_worst_first(
     assert fails == sorted(fails, reverse=True)
     assert len(win.predictions) == DEMO_COUNT
     patterns = {win.browser.topLevelItem(i).text(1) for i in range(DEMO_COUNT)}
-    assert patterns <= {
-        "Center",
-        "Donut",
-        "Edge-Loc",
-        "Edge-Ring",
-        "Loc",
-        "Near-full",
-        "Random",
-        "Scratch",
-        "none",
-    }
+    assert patterns <= set(WAFER_LABELS)
     # The predictions were cached in the store, keyed by wafer content and model.
     cached = store.cached_prediction(user, win.wafer.content_hash, predictor.hash)
     assert (

@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import pytest
 
+from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.cli import main
 from waferseg_core.coco import load, mask_from_annotations
 from waferseg_core.formats.png import png_bytes
@@ -24,17 +25,7 @@ def test_synth_contract_500_wafers(tmp_path, capsys):
     assert code == 0 and not err
     summary = json.loads(out)
     assert summary["wafers"] == 500
-    for label in (
-        "Center",
-        "Donut",
-        "Edge-Loc",
-        "Edge-Ring",
-        "Loc",
-        "Near-full",
-        "Random",
-        "Scratch",
-        "none",
-    ):
+    for label in WAFER_LABELS:
         assert summary[label] > 20, label
     from pycocotools.coco import COCO
 
