@@ -6,16 +6,27 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThread, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QKeySequence, QPixmap
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
+    QFileDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QProgressDialog,
     QSlider,
     QToolBar,
     QTreeWidget,
@@ -25,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.editor import Editor
+from app.import_worker import ImportWorker
 from app.predict_worker import PredictWorker
 from app.wafer_view import WaferView
 from waferseg_core.classes import PATTERN_CLASSES
@@ -42,6 +54,8 @@ class MainWindow(QMainWindow):
     """Browse the store's lots, look at wafers with annotations and predictions."""
 
     lot_predicted = Signal(float)  # ms for the whole lot
+    import_finished = Signal(dict, list)  # {lot: wafers}, ["file: error", ...]
+    MAX_RECENT = 10
 
     def __init__(
         self, store: Store, user: UserRef, predictor: Predictor, settings: QSettings
@@ -64,8 +78,10 @@ class MainWindow(QMainWindow):
         self._worker: PredictWorker | None = None
         self._make_browser()
         self._make_legend()
+        self._make_file_menu()
         self._make_toolbar()
         self._make_edit_toolbar()
+        self.setAcceptDrops(True)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(200)
         self.progress.setVisible(False)
@@ -149,6 +165,103 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, s=step: self.step_wafer(s))
             self.addAction(act)
         self.addToolBar(bar)
+
+    def _make_file_menu(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        open_files = QAction("Open files…", self)
+        open_files.setShortcut(QKeySequence.StandardKey.Open)
+        open_files.triggered.connect(self._open_files_dialog)
+        open_folder = QAction("Open folder…", self)
+        open_folder.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        open_folder.triggered.connect(self._open_folder_dialog)
+        menu.addAction(open_files)
+        menu.addAction(open_folder)
+        self.recent_menu = menu.addMenu("Recent")
+        self._fill_recent()
+        for act in (open_files, open_folder):
+            act.setEnabled(self.user.can("import"))
+
+    def _open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open wafer-map files")
+        if files:
+            self.import_paths(files)
+
+    def _open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of wafer-map files")
+        if folder:
+            self.import_paths([folder])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent():
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _=False, p=path: self.import_paths([p]))
+
+    def recent(self) -> list[str]:
+        """Recently opened files and folders, newest first."""
+        value = self._settings.value("recent", [])
+        return [str(v) for v in (value if isinstance(value, list) else [value]) if v]
+
+    def import_paths(self, paths: list[str]) -> None:
+        """Import files and folders in a worker thread, with a progress dialog.
+
+        Cancelling imports nothing; unreadable files are listed, the rest is imported.
+        """
+        recent = [p for p in paths + self.recent() if p]
+        self._settings.setValue("recent", list(dict.fromkeys(recent))[: self.MAX_RECENT])
+        self._fill_recent()
+        self._import_thread = QThread(self)
+        worker = ImportWorker(self.store, self.user, paths)
+        worker.moveToThread(self._import_thread)
+        dialog = QProgressDialog("Reading files…", "Cancel", 0, 0, self)
+        dialog.setWindowTitle("Import")
+        dialog.setMinimumDuration(300)
+        dialog.canceled.connect(worker.stop)
+        worker.progress.connect(
+            lambda done, total: (dialog.setMaximum(total), dialog.setValue(done))
+        )
+        worker.done.connect(self._on_imported)
+        worker.failed.connect(self._on_import_failed)
+        for sig in (worker.done, worker.failed):
+            sig.connect(dialog.reset)
+            sig.connect(self._import_thread.quit)
+        self._import_thread.started.connect(worker.run)
+        self._import_worker, self.import_dialog = worker, dialog
+        self._import_thread.start()
+
+    def _on_imported(self, lots: dict[str, int], errors: list[str]) -> None:
+        summary = ", ".join(f"{lot} ({n} wafers)" for lot, n in lots.items()) or "no wafers"
+        self.statusBar().showMessage(f"imported {summary}", 8000)
+        if errors:
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Some files were not imported",
+                f"{len(errors)} file(s) could not be read; the others were imported.",
+                parent=self,
+            )
+            box.setDetailedText("\n".join(errors))
+            box.setModal(False)
+            box.show()
+            self.import_errors_box = box
+        self.refresh_lots()
+        if lots:
+            self.lot_box.setCurrentText(next(iter(lots)))
+        self.import_finished.emit(lots, errors)
+
+    def _on_import_failed(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+        self.import_finished.emit({}, [message])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        """Accept dropped files and folders."""
+        if event.mimeData().hasUrls() and self.user.can("import"):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        """Import what was dropped."""
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            self.import_paths(paths)
 
     def _make_edit_toolbar(self) -> None:
         bar = QToolBar("Edit", self)

@@ -1,0 +1,73 @@
+"""Importing files and folders in a worker thread, with progress and cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from waferseg_core import formats
+from waferseg_core.errors import WaferFileError, WaferSegError
+from waferseg_core.store.service import Store, UserRef
+from waferseg_core.wafer import WaferMap
+
+
+def expand(paths: list[str]) -> list[Path]:
+    """Files named, with folders expanded to the files under them (sorted, hidden ones skipped)."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(
+                sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith("."))
+            )
+        else:
+            out.append(p)
+    return out
+
+
+class ImportWorker(QObject):
+    """Reads every file, then imports the good ones in one transaction.
+
+    A bad file is reported and the others still import; a cancel before the end imports nothing.
+    """
+
+    progress = Signal(int, int)  # files read, files in all
+    done = Signal(dict, list)  # {lot: wafer count}, ["file: error", ...]
+    failed = Signal(str)
+
+    def __init__(self, store: Store, user: UserRef, paths: list[str]) -> None:
+        super().__init__()
+        self.store, self.user, self.paths = store, user, paths
+        self._stop = False
+
+    def stop(self) -> None:
+        """Cancel (honoured between files)."""
+        self._stop = True
+
+    @Slot()
+    def run(self) -> None:
+        """Read, then import."""
+        files = expand(self.paths)
+        lots: dict[str, list[WaferMap]] = {}
+        errors: list[str] = []
+        for i, f in enumerate(files):
+            if self._stop:
+                self.failed.emit("import cancelled; nothing was imported")
+                return
+            try:
+                for m in formats.read(f):
+                    lots.setdefault(m.lot or f.parent.name, []).append(m)
+            except WaferFileError as exc:
+                errors.append(str(exc))
+            self.progress.emit(i + 1, len(files))
+        if self._stop:
+            self.failed.emit("import cancelled; nothing was imported")
+            return
+        try:
+            if lots:
+                self.store.import_lots(self.user, lots)
+        except WaferSegError as exc:
+            self.failed.emit(str(exc))
+            return
+        self.done.emit({k: len(v) for k, v in lots.items()}, errors)
