@@ -9,6 +9,7 @@ reported through ``conflict`` and never overwrites their work.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,6 +65,11 @@ class Editor(QObject):
         self.draft: list[tuple[float, float]] = []
         self._known: dict[int, editing.EditorRegion] = {}
         self._stroke: npt.NDArray[np.bool_] | None = None
+        # A select-tool drag: ("vertex", VertexRef) or ("move", None), its start and current point.
+        self._drag: tuple[str, editing.VertexRef | None] | None = None
+        self._drag_from = (0.0, 0.0)
+        self._drag_to = (0.0, 0.0)
+        self._last_press = (0.0, 0.0)
 
     # ---- loading and saving ---------------------------------------------------------------------
 
@@ -141,27 +147,52 @@ class Editor(QObject):
         if self.selected is not None and self.doc is not None and self.selected in self.doc.regions:
             self.push([editing.set_class(self.doc, self.selected, class_id)], "set class")
 
-    def press(self, x: float, y: float) -> None:
-        """A click or the start of a drag, in die coordinates."""
+    @property
+    def dragging(self) -> bool:
+        """True while a select-tool drag (vertex or region) is in progress."""
+        return self._drag is not None
+
+    def press(self, x: float, y: float) -> bool:
+        """A click or the start of a drag, in die coordinates.
+
+        Returns True when the editor took it (so the view does not pan).
+        """
         if self.doc is None:
-            return
+            return False
+        self._last_press = (x, y)
         if self.tool == "select":
-            hit = self.doc.region_at(x, y)
-            self.selected = hit.key if hit else None
+            sel = self.selected if self.selected in self.doc.regions else None
+            ref = editing.nearest_vertex(self.doc, sel, x, y) if sel is not None else None
+            if ref is not None:
+                self._drag = ("vertex", ref)
+            else:
+                hit = self.doc.region_at(x, y)
+                self.selected = hit.key if hit else None
+                self._drag = ("move", None) if hit else None
+            self._drag_from = self._drag_to = (x, y)
+            return self._drag is not None
         elif self.tool in ("brush", "eraser"):
             self._stroke = editing.brush_dies(self.doc, (x, y), self.brush_radius)
         else:
             self.draft.append((x, y))
             self.draft_changed.emit()
             self._maybe_finish_primitive()
+        return True
 
     def move(self, x: float, y: float) -> None:
         """Pointer movement with the button held."""
         if self.doc is not None and self._stroke is not None:
             self._stroke |= editing.brush_dies(self.doc, (x, y), self.brush_radius)
+        if self._drag is not None:
+            self._drag_to = (x, y)
+            self.draft = [self._drag_from, self._drag_to]
+            self.draft_changed.emit()
 
     def release(self) -> None:
-        """End of a drag: a brush stroke becomes one edit."""
+        """End of a drag: a brush stroke, a vertex drag or a region move becomes one edit."""
+        if self._drag is not None:
+            self._end_drag()
+            return
         if self.doc is None or self._stroke is None:
             return
         dies, self._stroke = self._stroke, None
@@ -177,6 +208,32 @@ class Editor(QObject):
             self.push([editing.erase(self.doc, self.selected, dies)], "erase")
         else:  # no selection: erase from every region the stroke touches
             self.push([editing.erase(self.doc, k, dies) for k in list(self.doc.regions)], "erase")
+
+    def _end_drag(self) -> None:
+        assert self._drag is not None and self.doc is not None
+        kind, ref = self._drag
+        self._drag = None
+        self.draft = []
+        self.draft_changed.emit()
+        (x0, y0), (x1, y1) = self._drag_from, self._drag_to
+        key = self.selected
+        if key is None or key not in self.doc.regions:
+            return
+        try:
+            if kind == "vertex" and ref is not None and math.hypot(x1 - x0, y1 - y0) > 0.05:
+                self.push([editing.move_vertex(self.doc, key, ref, (x1, y1))], "move vertex")
+            elif kind == "move":
+                # Whole dies: a region drawn on the die grid stays exactly on it.
+                dx, dy = round(x1 - x0), round(y1 - y0)
+                if dx or dy:
+                    self.push([editing.move_region(self.doc, key, dx, dy)], "move region")
+        except WaferSegError as exc:
+            self.conflict.emit(f"not changed: {exc}")
+
+    def insert_vertex(self, x: float, y: float) -> None:
+        """Double-click with the select tool: a new vertex on the selected region's edge."""
+        if self.doc is not None and self.selected in self.doc.regions:
+            self.push([editing.insert_vertex(self.doc, self.selected, x, y)], "insert vertex")
 
     def finish(self) -> None:
         """Enter or double-click: close the polygon (or hole) being drawn."""
@@ -195,7 +252,20 @@ class Editor(QObject):
         self.draft_changed.emit()
 
     def back(self) -> None:
-        """Backspace: drop the last vertex."""
+        """Backspace: drop the last vertex drawn.
+
+        With the select tool: delete the selected region's vertex under the last click.
+        """
+        if self.tool == "select" and self.doc is not None and self.selected in self.doc.regions:
+            ref = editing.nearest_vertex(self.doc, self.selected, *self._last_press)
+            if ref is not None:
+                try:
+                    self.push(
+                        [editing.delete_vertex(self.doc, self.selected, ref)], "delete vertex"
+                    )
+                except WaferSegError as exc:
+                    self.conflict.emit(f"not changed: {exc}")
+            return
         if self.draft:
             self.draft.pop()
             self.draft_changed.emit()

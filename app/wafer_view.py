@@ -136,32 +136,35 @@ class WaferView(QGraphicsView):
     def mousePressEvent(self, event: QMouseEvent) -> None:
         """Tools get left clicks; the select tool also picks the region under the cursor."""
         if self.editor is not None and event.button() == Qt.MouseButton.LeftButton:
-            self.editor.press(*self._scene_xy(event))
-            if self.editor.tool != "select":
-                return
+            taken = self.editor.press(*self._scene_xy(event))
+            if taken or self.editor.tool != "select":
+                return  # a vertex or region drag, or a drawing tool: no panning
         super().mousePressEvent(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
-        """A double-click closes the polygon being drawn."""
+        """A double-click closes the polygon being drawn, or (select tool) inserts a vertex."""
         if self._editing(event):
             self.editor.finish()
+            return
+        if self.editor is not None and self.editor.tool == "select":
+            self.editor.insert_vertex(*self._scene_xy(event))
             return
         super().mouseDoubleClickEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        """The end of a brush stroke."""
-        if self._editing(event):
+        """The end of a brush stroke or a drag."""
+        if self._editing(event) or (self.editor is not None and self.editor.dragging):
             self.editor.release()
             return
         super().mouseReleaseEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
-        """Report the die under the cursor; feed a brush stroke."""
+        """Report the die under the cursor; feed a brush stroke or a drag."""
         self.die_hovered.emit(*self.die_at(event.position()))
         if (
             self.editor is not None
             and event.buttons() & Qt.MouseButton.LeftButton
-            and self.editor.tool != "select"
+            and (self.editor.tool != "select" or self.editor.dragging)
         ):
             self.editor.move(*self._scene_xy(event))
             return

@@ -12,13 +12,13 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 import shapely
-from shapely.geometry import Point, Polygon
+from shapely.geometry import MultiPolygon, Point, Polygon
 
 from waferseg_core.classes import PRIORITY
 from waferseg_core.errors import GeometryError, InvalidInputError
@@ -301,3 +301,103 @@ def _circle(centre: tuple[float, float], r: float, segments: int) -> list[tuple[
 def _check_class(class_id: int) -> None:
     if not 1 <= class_id <= 8:
         raise InvalidInputError(f"class id must be 1-8, found {class_id}")
+
+
+# ---- vertices and moves ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VertexRef:
+    """A vertex of a region: polygon part, ring (0 outline, 1.. holes) and index in the ring."""
+
+    part: int
+    ring: int
+    index: int
+
+
+def _parts(geom: Region) -> list[Polygon]:
+    return list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
+
+
+def _rings(p: Polygon) -> list[list[tuple[float, float]]]:
+    def pts(coords: Iterable[Sequence[float]]) -> list[tuple[float, float]]:
+        return [(float(c[0]), float(c[1])) for c in list(coords)[:-1]]
+
+    return [pts(p.exterior.coords)] + [pts(r.coords) for r in p.interiors]
+
+
+def nearest_vertex(
+    doc: Document, key: int, x: float, y: float, tol: float = 0.35
+) -> VertexRef | None:
+    """The region's vertex within ``tol`` dies of (x, y), if any."""
+    best: tuple[float, VertexRef] | None = None
+    for pi, p in enumerate(_parts(doc.regions[key].geometry)):
+        for ri, ring_ in enumerate(_rings(p)):
+            for vi, (vx, vy) in enumerate(ring_):
+                d = math.hypot(vx - x, vy - y)
+                if d <= tol and (best is None or d < best[0]):
+                    best = (d, VertexRef(pi, ri, vi))
+    return best[1] if best else None
+
+
+def _with_ring(geom: Region, ref: VertexRef, ring_: list[tuple[float, float]]) -> Region:
+    parts = _parts(geom)
+    rings = _rings(parts[ref.part])
+    if len(ring_) < 3:
+        raise GeometryError("a ring needs at least 3 vertices; delete the region instead")
+    rings[ref.ring] = ring_
+    parts[ref.part] = Polygon(rings[0], rings[1:])
+    merged = MultiPolygon(parts) if len(parts) > 1 else parts[0]
+    return validate_region(merged, repair=True)
+
+
+def _change(doc: Document, key: int, geom: Region, text: str) -> ChangeRegion:
+    r = doc.regions[key]
+    return ChangeRegion(key, (r.class_id, r.geometry), (r.class_id, geom), text=text)
+
+
+def move_vertex(doc: Document, key: int, ref: VertexRef, to: tuple[float, float]) -> ChangeRegion:
+    """An edit dragging one vertex to a new place."""
+    ring_ = _rings(_parts(doc.regions[key].geometry)[ref.part])[ref.ring]
+    ring_[ref.index] = to
+    return _change(doc, key, _with_ring(doc.regions[key].geometry, ref, ring_), "move vertex")
+
+
+def delete_vertex(doc: Document, key: int, ref: VertexRef) -> ChangeRegion:
+    """An edit removing one vertex (a ring keeps at least 3)."""
+    ring_ = _rings(_parts(doc.regions[key].geometry)[ref.part])[ref.ring]
+    del ring_[ref.index]
+    return _change(doc, key, _with_ring(doc.regions[key].geometry, ref, ring_), "delete vertex")
+
+
+def insert_vertex(
+    doc: Document, key: int, x: float, y: float, tol: float = 0.35
+) -> ChangeRegion | None:
+    """An edit inserting a vertex on the region's edge nearest (x, y), if within ``tol`` dies."""
+    best: tuple[float, VertexRef, tuple[float, float]] | None = None
+    for pi, p in enumerate(_parts(doc.regions[key].geometry)):
+        for ri, ring_ in enumerate(_rings(p)):
+            for vi in range(len(ring_)):
+                (ax, ay), (bx, by) = ring_[vi], ring_[(vi + 1) % len(ring_)]
+                dx, dy = bx - ax, by - ay
+                t = max(0.0, min(1.0, ((x - ax) * dx + (y - ay) * dy) / (dx * dx + dy * dy or 1.0)))
+                px, py = ax + t * dx, ay + t * dy
+                d = math.hypot(px - x, py - y)
+                if d <= tol and (best is None or d < best[0]):
+                    best = (d, VertexRef(pi, ri, vi + 1), (px, py))
+    if best is None:
+        return None
+    _, ref, pt = best
+    ring_ = _rings(_parts(doc.regions[key].geometry)[ref.part])[ref.ring]
+    ring_.insert(ref.index, pt)
+    return _change(doc, key, _with_ring(doc.regions[key].geometry, ref, ring_), "insert vertex")
+
+
+def move_region(doc: Document, key: int, dx: float, dy: float) -> ChangeRegion:
+    """An edit moving a whole region by (dx, dy) dies."""
+    from shapely import affinity
+
+    moved = _clip(affinity.translate(doc.regions[key].geometry, dx, dy), doc)
+    if moved.is_empty:
+        raise GeometryError("the region would leave the wafer grid")
+    return _change(doc, key, moved, "move region")

@@ -137,3 +137,43 @@ def test_a_viewer_gets_no_editing_tools(qtbot, demo_store, predictor, settings):
     assert not win.edit_bar.isEnabled()
     with qtbot.waitSignal(win.lot_predicted, timeout=60_000):
         pass
+
+
+def test_select_tool_drags_vertices_moves_regions_and_edits_vertices(
+    qtbot, demo_store, predictor, settings
+):
+    store, user = demo_store
+    win = window(qtbot, demo_store, predictor, settings)
+    blank = next(r for r in store.list_wafers(user) if not store.annotations(user, r["id"]))
+    win.select_wafer(blank["wafer"])
+    cx, cy = win.wafer.cols // 2, win.wafer.rows // 2
+    win.set_tool("polygon")
+    for p in [(cx - 3, cy - 3), (cx + 3, cy - 3), (cx + 3, cy + 3), (cx - 3, cy + 3)]:
+        win.editor.press(*p)
+    win.editor.finish()
+    win.set_tool("select")
+    key = win.editor.selected
+    # Drag the lower-right vertex outward: the region grows.
+    assert win.editor.press(cx + 3.1, cy + 3.1) is True  # taken: the view does not pan
+    win.editor.move(cx + 6, cy + 6)
+    win.editor.release()
+    assert win.editor.mask()[cy + 4, cx + 4] == 5
+    # Drag inside the region: it moves by whole dies.
+    before = win.editor.mask().copy()
+    win.editor.press(cx, cy)
+    win.editor.move(cx + 2.2, cy)
+    win.editor.release()
+    assert np.array_equal(win.editor.mask()[:, 2:], before[:, :-2])
+    # Double-click on an edge inserts a vertex; Backspace on a vertex deletes it.
+    ring = list(win.editor.doc.regions[key].geometry.exterior.coords)[:-1]
+    (ax, ay), (bx, by) = ring[0], ring[1]
+    mid = win.view.mapFromScene((ax + bx) / 2, (ay + by) / 2)
+    qtbot.mouseDClick(win.view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(mid.x(), mid.y()))
+    assert len(win.editor.doc.regions[key].geometry.exterior.coords) - 1 == len(ring) + 1
+    win.editor.press(ax, ay)
+    win.editor.release()
+    win.editor.back()
+    assert len(win.editor.doc.regions[key].geometry.exterior.coords) - 1 == len(ring)
+    assert win.editor.stack.count() == 5  # polygon, vertex drag, move, insert, delete
+    stored = store.annotations(user, win.current_wafer_id())
+    assert len(stored) == 1 and stored[0]["version"] == 5

@@ -117,3 +117,33 @@ def test_region_at_prefers_the_higher_priority_class(doc):
     run(doc, add_polygon(doc, 7, [(0, 0), (20, 0), (20, 20), (0, 20)]))  # Random everywhere
     s = run(doc, add_polygon(doc, 8, [(5, 5), (7, 5), (7, 7), (5, 7)]))  # a scratch on top
     assert doc.region_at(6, 6).key == s.key
+
+
+def test_vertex_editing_and_moving(doc):
+    from waferseg_core.editing import (
+        delete_vertex,
+        insert_vertex,
+        move_region,
+        move_vertex,
+        nearest_vertex,
+    )
+
+    a = run(doc, add_polygon(doc, 5, [(2, 2), (8, 2), (8, 8), (2, 8)]))
+    ref = nearest_vertex(doc, a.key, 8.1, 8.2)
+    assert ref is not None and nearest_vertex(doc, a.key, 5, 5) is None
+    run(doc, move_vertex(doc, a.key, ref, (12, 12)))
+    assert doc.mask()[10, 10] == 5  # the outline now reaches further
+    ins = run(doc, insert_vertex(doc, a.key, 5, 2.1))  # on the top edge
+    assert len(doc.regions[a.key].geometry.exterior.coords) == 6
+    ins.revert(doc)
+    assert insert_vertex(doc, a.key, 5, 5) is None  # not near an edge
+    run(doc, delete_vertex(doc, a.key, nearest_vertex(doc, a.key, 12, 12)))
+    assert doc.mask()[10, 10] == 0
+    before = doc.mask().copy()
+    mv = run(doc, move_region(doc, a.key, 3, 0))
+    assert np.array_equal(doc.mask()[:, 3:], before[:, :-3])
+    mv.revert(doc)
+    assert np.array_equal(doc.mask(), before)
+    tri = run(doc, add_polygon(doc, 1, [(15, 15), (18, 15), (18, 18)]))
+    with pytest.raises(GeometryError, match="at least 3 vertices"):
+        delete_vertex(doc, tri.key, nearest_vertex(doc, tri.key, 18, 18))
