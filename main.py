@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
+    from app.dialogs import LoginDialog
     from app.main_window import MainWindow
+    from waferseg_core import settings as prefs_io
     from waferseg_core.demo import DEMO_LOT, ensure_demo_store
     from waferseg_core.errors import WaferSegError
     from waferseg_core.inference import Predictor
@@ -46,20 +48,25 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication(sys.argv[:1])
     app.setApplicationName("WaferSeg Studio")
     app.setOrganizationName("WaferSeg")
+    prefs = prefs_io.load()
     try:
-        store = Store(args.store)
-        user = (
-            store.login(args.user, os.environ.get("WAFERSEG_PASSWORD"))
-            if args.user
-            else store.login()
-        )
+        store = Store(args.store or prefs.store_url or None)
+        if args.user:
+            user = store.login(args.user, os.environ.get("WAFERSEG_PASSWORD"))
+        elif store.is_sqlite:
+            user = store.login()
+        else:  # a shared store: ask who is there
+            dialog = LoginDialog(store)
+            if not dialog.exec() or dialog.user is None:
+                return 2
+            user = dialog.user
         if store.is_sqlite and user.can("import"):
             ensure_demo_store(store, user)
-        predictor = Predictor(args.model)
+        predictor = Predictor(args.model or prefs.model_path or None)
     except WaferSegError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1 if args.selftest else 2
-    window = MainWindow(store, user, predictor, QSettings())
+    window = MainWindow(store, user, predictor, QSettings(), prefs)
     if args.selftest:
         loop = QEventLoop()
         result: dict[str, float] = {}

@@ -35,14 +35,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.dialogs import SettingsDialog
 from app.editor import Editor
 from app.import_worker import ImportWorker
 from app.predict_worker import PredictWorker
 from app.wafer_view import WaferView
+from waferseg_core import settings as prefs_io
 from waferseg_core.classes import PATTERN_CLASSES
 from waferseg_core.coco import Annotation, mask_from_annotations
+from waferseg_core.errors import WaferSegError
 from waferseg_core.geometry import from_geojson
-from waferseg_core.inference import Predictor
+from waferseg_core.inference import DEFAULT_MODEL, Predictor
 from waferseg_core.store.service import Store, UserRef
 from waferseg_core.wafer import WaferMap
 
@@ -58,9 +61,15 @@ class MainWindow(QMainWindow):
     MAX_RECENT = 10
 
     def __init__(
-        self, store: Store, user: UserRef, predictor: Predictor, settings: QSettings
+        self,
+        store: Store,
+        user: UserRef,
+        predictor: Predictor,
+        settings: QSettings,
+        prefs: prefs_io.Settings | None = None,
     ) -> None:
         super().__init__()
+        self.prefs = prefs or prefs_io.Settings()
         self.store, self.user, self.predictor, self._settings = store, user, predictor, settings
         self.setWindowTitle(f"WaferSeg Studio — {user.name} ({user.role})")
         self.view = WaferView(self)
@@ -79,6 +88,7 @@ class MainWindow(QMainWindow):
         self._make_browser()
         self._make_legend()
         self._make_file_menu()
+        self._make_model_selector()
         self._make_toolbar()
         self._make_edit_toolbar()
         self.setAcceptDrops(True)
@@ -92,6 +102,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)  # type: ignore[arg-type]
         if state is not None:
             self.restoreState(state)  # type: ignore[arg-type]
+        self.editor.brush_radius = self.prefs.brush_radius
+        self.opacity.setValue(round(self.prefs.overlay_opacity * 100))
         self.refresh_lots()
 
     # ---- building -----------------------------------------------------------------------------
@@ -178,8 +190,84 @@ class MainWindow(QMainWindow):
         menu.addAction(open_folder)
         self.recent_menu = menu.addMenu("Recent")
         self._fill_recent()
+        menu.addSeparator()
+        prefs = QAction("Settings…", self)
+        prefs.setShortcut(QKeySequence("Ctrl+,"))
+        prefs.triggered.connect(self.open_settings)
+        menu.addAction(prefs)
         for act in (open_files, open_folder):
             act.setEnabled(self.user.can("import"))
+
+    def _make_model_selector(self) -> None:
+        bar = QToolBar("Model", self)
+        bar.setObjectName("model_toolbar")
+        bar.addWidget(QLabel(" Model "))
+        self.model_box = QComboBox()
+        self.model_box.setMinimumWidth(220)
+        self.refresh_models()
+        self.model_box.activated.connect(self._model_chosen)
+        bar.addWidget(self.model_box)
+        self.addToolBar(bar)
+
+    def refresh_models(self) -> None:
+        """The shipped model, the store's model versions, and "other file"."""
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        self.model_box.addItem("shipped default", str(DEFAULT_MODEL))
+        for mv in self.store.models(self.user):
+            mark = " (active)" if mv["active"] else ""
+            self.model_box.addItem(f"{mv['name']}{mark}", mv["file_path"])
+        self.model_box.addItem("other .onnx file…", "")
+        current = self.model_box.findData(str(self.predictor.path))
+        if current < 0:
+            self.model_box.insertItem(1, self.predictor.path.name, str(self.predictor.path))
+            current = 1
+        self.model_box.setCurrentIndex(current)
+        self.model_box.blockSignals(False)
+
+    def _model_chosen(self, index: int) -> None:
+        path = self.model_box.itemData(index)
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Choose an ONNX model", filter="ONNX models (*.onnx)"
+            )
+        if path:
+            self.set_model(path)
+        self.refresh_models()
+
+    def set_model(self, path: str) -> bool:
+        """Predict with another model (the open lot is predicted again); False on a bad file."""
+        try:
+            predictor = Predictor(path)
+        except WaferSegError as exc:
+            self._show_conflict(f"model not loaded: {exc}")
+            return False
+        self.predictor = predictor
+        self.refresh_models()
+        if self.lot_box.currentText():
+            self.open_lot(self.lot_box.currentText())
+        return True
+
+    def open_settings(self) -> SettingsDialog:
+        """Show the settings dialog (non-blocking); accepted values are saved and applied."""
+        dialog = SettingsDialog(self.prefs, self.findChildren(QAction), self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.show()
+        self.settings_dialog = dialog
+        return dialog
+
+    def apply_settings(self, new: prefs_io.Settings) -> None:
+        """Save and apply preferences (the store URL takes effect at the next start)."""
+        try:
+            prefs_io.save(new)
+        except WaferSegError as exc:
+            self._show_conflict(f"settings not saved: {exc}")
+            return
+        old, self.prefs = self.prefs, new
+        self.editor.brush_radius = new.brush_radius
+        self.opacity.setValue(round(new.overlay_opacity * 100))
+        if new.model_path != old.model_path:
+            self.set_model(new.model_path or str(DEFAULT_MODEL))
 
     def _open_files_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open wafer-map files")
