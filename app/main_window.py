@@ -13,6 +13,7 @@ from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
     QDropEvent,
+    QIcon,
     QKeySequence,
     QPixmap,
 )
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -39,18 +41,20 @@ from app.dialogs import SettingsDialog
 from app.editor import Editor
 from app.import_worker import ImportWorker
 from app.predict_worker import PredictWorker
+from app.render import grid_image, heat_image
 from app.wafer_view import WaferView
 from waferseg_core import settings as prefs_io
 from waferseg_core.classes import PATTERN_CLASSES
 from waferseg_core.coco import Annotation, mask_from_annotations
 from waferseg_core.errors import WaferSegError
-from waferseg_core.geometry import from_geojson
+from waferseg_core.geometry import from_geojson, mask_from_geometry
 from waferseg_core.inference import DEFAULT_MODEL, Predictor
 from waferseg_core.store.service import Store, UserRef
 from waferseg_core.wafer import WaferMap
 
 STATE_NAMES = {0: "no die", 1: "pass", 2: "fail"}
-COLUMNS = ["Wafer", "Pattern", "Conf.", "Fail %", "Status"]
+COLUMNS = ["Wafer", "Pattern", "Conf.", "Unc.", "Fail %", "Status"]
+FAIL_COL, STATUS_COL = 4, 5
 
 
 class MainWindow(QMainWindow):
@@ -114,12 +118,16 @@ class MainWindow(QMainWindow):
         lay.setContentsMargins(2, 2, 2, 2)
         self.lot_box = QComboBox()
         self.lot_box.currentTextChanged.connect(self.open_lot)
+        self.filter_box = QLineEdit()
+        self.filter_box.setPlaceholderText("filter: wafer, pattern or status")
+        self.filter_box.textChanged.connect(lambda _: self._apply_filter())
         self.browser = QTreeWidget()
         self.browser.setHeaderLabels(COLUMNS)
         self.browser.setRootIsDecorated(False)
         self.browser.setSortingEnabled(True)
         self.browser.currentItemChanged.connect(self._open_current)
         lay.addWidget(self.lot_box)
+        lay.addWidget(self.filter_box)
         lay.addWidget(self.browser)
         dock = QDockWidget("Lot browser", self)
         dock.setObjectName("lot_browser")
@@ -132,12 +140,16 @@ class MainWindow(QMainWindow):
             swatch = QPixmap(14, 14)
             swatch.fill(QColor(c.color))
             legend.addItem(QListWidgetItem(swatch, f"{c.key}  {c.name}"))
+        self.region_list = QListWidget()
+        self.region_list.itemClicked.connect(self._region_clicked)
         self.prediction_label = QLabel("")
         self.prediction_label.setWordWrap(True)
         box = QWidget()
         lay = QVBoxLayout(box)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(legend)
+        lay.addWidget(QLabel("<b>Annotations</b>"))
+        lay.addWidget(self.region_list)
         lay.addWidget(QLabel("<b>Prediction</b>"))
         lay.addWidget(self.prediction_label)
         dock = QDockWidget("Classes", self)
@@ -155,10 +167,25 @@ class MainWindow(QMainWindow):
         self.show_prediction.setShortcut(QKeySequence("P"))
         self.show_nothing = QAction("Dies only", self, checkable=True)
         self.show_nothing.setShortcut(QKeySequence("D"))
-        for act in (self.show_annotations, self.show_prediction, self.show_nothing):
+        self.show_confidence = QAction("Confidence", self, checkable=True)
+        self.show_confidence.setShortcut(QKeySequence("C"))
+        self.show_entropy = QAction("Entropy", self, checkable=True)
+        self.show_entropy.setShortcut(QKeySequence("U"))
+        for act in (
+            self.show_annotations,
+            self.show_prediction,
+            self.show_confidence,
+            self.show_entropy,
+            self.show_nothing,
+        ):
             group.addAction(act)
             bar.addAction(act)
             act.toggled.connect(lambda _=False: self._update_overlay())
+        self.show_defects = QAction("Defects", self, checkable=True, checked=True)
+        self.show_defects.setToolTip("inspection defects of KLARF files (K)")
+        self.show_defects.setShortcut(QKeySequence("K"))
+        self.show_defects.toggled.connect(lambda _=False: self._update_overlay())
+        bar.addAction(self.show_defects)
         bar.addSeparator()
         fit = QAction("Fit", self)
         fit.setShortcut(QKeySequence("F"))
@@ -379,10 +406,17 @@ class MainWindow(QMainWindow):
         redo.setShortcut(QKeySequence.StandardKey.Redo)
         bar.addAction(undo)
         bar.addAction(redo)
+        accept_lot = QAction("Accept lot", self)
+        accept_lot.setToolTip(
+            "accept the predictions of every wafer of the lot (Ctrl+Shift+Return)"
+        )
+        accept_lot.setShortcut(QKeySequence("Ctrl+Shift+Return"))
+        accept_lot.triggered.connect(self.accept_lot_predictions)
         accept = QAction("Accept prediction", self)
         accept.setShortcut(QKeySequence("Ctrl+Return"))
         accept.triggered.connect(self.accept_prediction)
         bar.addAction(accept)
+        bar.addAction(accept_lot)
         reviewed = QAction("Mark reviewed", self)
         reviewed.setShortcut(QKeySequence("M"))
         reviewed.triggered.connect(self.mark_reviewed)
@@ -433,7 +467,7 @@ class MainWindow(QMainWindow):
         self.store.set_status(self.user, self._wafer_id, "reviewed")
         item = self._items.get(self._wafer_id)
         if item is not None:
-            item.setText(4, "reviewed")
+            item.setText(STATUS_COL, "reviewed")
         self.step_wafer(1)
 
     def _on_edited(self) -> None:
@@ -441,8 +475,8 @@ class MainWindow(QMainWindow):
             return
         self._annotations = self.editor.mask()
         item = self._items.get(self._wafer_id)
-        if item is not None and item.text(4) == "new" and self.editor.doc.regions:
-            item.setText(4, "annotated")
+        if item is not None and item.text(STATUS_COL) == "new" and self.editor.doc.regions:
+            item.setText(STATUS_COL, "annotated")
         self._update_overlay()
 
     def _show_conflict(self, message: str) -> None:
@@ -478,12 +512,12 @@ class MainWindow(QMainWindow):
         self.browser.setSortingEnabled(False)
         for r in rows:
             fail = 100.0 * r["fail_dies"] / max(1, r["dies"])
-            item = _SortableItem([r["wafer"], "…", "", f"{fail:.1f}", r["status"]])
+            item = _SortableItem([r["wafer"], "…", "", "", f"{fail:.1f}", r["status"]])
             item.setData(0, Qt.ItemDataRole.UserRole, r["id"])
             self.browser.addTopLevelItem(item)
             self._items[r["id"]] = item
         self.browser.setSortingEnabled(True)
-        self.browser.sortItems(3, Qt.SortOrder.DescendingOrder)
+        self.browser.sortItems(FAIL_COL, Qt.SortOrder.DescendingOrder)
         if self.browser.topLevelItemCount():
             self.browser.setCurrentItem(self.browser.topLevelItem(0))
         self._start_worker([r["id"] for r in rows])
@@ -514,6 +548,14 @@ class MainWindow(QMainWindow):
             self._thread.wait()
         self._worker = self._thread = None
 
+    def _apply_filter(self) -> None:
+        """Hide wafers whose id, pattern or status does not contain the filter text."""
+        text = self.filter_box.text().strip().lower()
+        for row in range(self.browser.topLevelItemCount()):
+            item = self.browser.topLevelItem(row)
+            hay = " ".join(item.text(c) for c in (0, 1, STATUS_COL)).lower()
+            item.setHidden(bool(text) and text not in hay)
+
     def _stale(self) -> bool:
         """True for signals of a worker that was replaced (the user switched lots)."""
         return self.sender() is not self._worker
@@ -526,6 +568,16 @@ class MainWindow(QMainWindow):
         if item is not None:
             item.setText(1, pred["pattern"])
             item.setText(2, f"{pred['confidence']:.2f}")
+            item.setText(3, f"{pred['uncertainty']:.2f}")
+            if "grid" in pred:
+                thumb = QPixmap.fromImage(grid_image(pred["grid"])).scaled(
+                    28,
+                    28,
+                    Qt.AspectRatioMode.KeepAspectRatio,
+                    Qt.TransformationMode.FastTransformation,
+                )
+                item.setIcon(0, QIcon(thumb))
+            self._apply_filter()
         if wafer_id == self._wafer_id:
             self._update_overlay()
 
@@ -597,8 +649,20 @@ class MainWindow(QMainWindow):
             self.view.set_mask(self._annotations)
         elif self.show_prediction.isChecked():
             self.view.set_mask(pred["mask"] if pred else None)
+        elif self.show_confidence.isChecked() or self.show_entropy.isChecked():
+            full = self._full_prediction()
+            on = self._wafer.grid > 0
+            if self.show_confidence.isChecked():
+                self.view.set_image(heat_image(full["probability"], on, 1.0))
+            else:
+                self.view.set_image(heat_image(full["entropy"], on, float(np.log(9))))
         else:
             self.view.set_mask(None)
+        w = self._wafer
+        self.view.set_points(
+            [(d.col + 0.5, d.row + 0.5) for d in w.defects] if self.show_defects.isChecked() else []
+        )
+        self._fill_region_list()
         if pred:
             others = ", ".join(p for p in pred["patterns"] if p != pred["pattern"])
             self.prediction_label.setText(
@@ -609,6 +673,55 @@ class MainWindow(QMainWindow):
             )
         else:
             self.prediction_label.setText("predicting…")
+
+    def _full_prediction(self) -> dict[str, Any]:
+        """The shown wafer's prediction with its per-die probability and entropy maps.
+
+        A cached prediction holds only the mask, so those are recomputed (one wafer, a few ms).
+        """
+        pred = self.predictions.get(self._wafer_id, {})
+        if "probability" not in pred and self._wafer is not None:
+            p = self.predictor.predict([self._wafer])[0]
+            pred = {**pred, "probability": p.probability, "entropy": p.entropy}
+            if self._wafer_id in self.predictions:
+                self.predictions[self._wafer_id] = pred
+        return pred
+
+    def _fill_region_list(self) -> None:
+        """The annotation list: one line per region of the wafer (click selects it)."""
+        self.region_list.blockSignals(True)
+        self.region_list.clear()
+        doc = self.editor.doc
+        if doc is not None:
+            for key, r in doc.regions.items():
+                dies = int(
+                    (mask_from_geometry(r.geometry, doc.wafer.shape) & (doc.wafer.grid > 0)).sum()
+                )
+                item = QListWidgetItem(f"{PATTERN_CLASSES[r.class_id - 1].name} — {dies} dies")
+                item.setData(Qt.ItemDataRole.UserRole, key)
+                self.region_list.addItem(item)
+                if key == self.editor.selected:
+                    self.region_list.setCurrentItem(item)
+        self.region_list.blockSignals(False)
+
+    def _region_clicked(self, item: QListWidgetItem) -> None:
+        self.editor.selected = int(item.data(Qt.ItemDataRole.UserRole))
+
+    def accept_lot_predictions(self) -> int:
+        """Replace every predicted wafer's annotations of the lot by its prediction.
+
+        The regions are saved as model annotations; returns the number of wafers changed.
+        """
+        changed = 0
+        for wid, pred in list(self.predictions.items()):
+            self.store.replace_annotations(
+                self.user, wid, pred["mask"], source="model", model_version=self.predictor.hash[:12]
+            )
+            changed += 1
+        if self._wafer is not None:
+            self.editor.load(self._wafer_id, self._wafer)
+        self.statusBar().showMessage(f"predictions accepted on {changed} wafers", 5000)
+        return changed
 
     def _show_die(self, row: int, col: int) -> None:
         w = self._wafer

@@ -59,7 +59,7 @@ class PredictWorker(QObject):
                         todo.append((wid, w))
                         continue
                     mask = np.frombuffer(hit["mask"], np.uint8).reshape(w.shape)
-                    self.wafer_predicted.emit(wid, {**hit, "mask": mask})
+                    self.wafer_predicted.emit(wid, {**hit, "mask": mask, "grid": w.grid})
                 if todo:
                     t = time.perf_counter()
                     preds = self.predictor.predict([w for _, w in todo])
@@ -73,6 +73,7 @@ class PredictWorker(QObject):
                             "mask": p.mask,
                         }
                         items.append({"wafer_hash": w.content_hash, **res})
+                        res.update(grid=w.grid, probability=p.probability, entropy=p.entropy)
                         self.wafer_predicted.emit(wid, res)
                     if self.user.can("infer"):
                         self.store.cache_predictions(

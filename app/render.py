@@ -30,3 +30,13 @@ def grid_image(grid: npt.NDArray[np.uint8]) -> QImage:
 def mask_image(mask: npt.NDArray[np.uint8]) -> QImage:
     """A class mask in the class colours, transparent background."""
     return _image(CLASS_COLOURS[mask])
+
+
+def heat_image(values: npt.NDArray[np.floating], on: npt.NDArray[np.bool_], vmax: float) -> QImage:
+    """A per-die heatmap (dark blue low -> yellow high), transparent off the wafer."""
+    t = np.clip(values / max(vmax, 1e-9), 0.0, 1.0)
+    r = (255 * np.clip(1.5 * t - 0.2, 0, 1)).astype(np.uint32)
+    g = (255 * np.clip(1.2 * t, 0, 1)).astype(np.uint32)
+    b = (255 * np.clip(1.0 - 1.3 * t + 0.3, 0, 1)).astype(np.uint32)
+    argb = (0xFF << 24) | (r << 16) | (g << 8) | b
+    return _image(np.where(on, argb, 0).astype(np.uint32))

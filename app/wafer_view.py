@@ -54,7 +54,13 @@ class WaferView(QGraphicsView):
         self._draft_item.setPen(pen)
         self.scene().addItem(self._grid_item)
         self.scene().addItem(self._mask_item)
+        self._points_item = QGraphicsPathItem()
+        self._points_item.setPen(QPen(QColor("#d00000"), 0))
+        self._points_item.setBrush(QColor("#d00000"))
         self.scene().addItem(self._draft_item)
+        self.scene().addItem(self._points_item)
+        self._pan_from: QPointF | None = None
+        self._space = False
         self.editor: Any = None  # app.editor.Editor once the window wires one in
         self.wafer: WaferMap | None = None
         self._auto_fit = True  # keep the wafer fitted on resize until the user zooms
@@ -73,6 +79,10 @@ class WaferView(QGraphicsView):
             self._mask_item.setPixmap(QPixmap())
         else:
             self._mask_item.setPixmap(QPixmap.fromImage(mask_image(mask)))
+
+    def set_image(self, image: Any) -> None:
+        """Show a ready QImage (a heatmap) as the overlay."""
+        self._mask_item.setPixmap(QPixmap.fromImage(image))
 
     def set_overlay_opacity(self, opacity: float) -> None:
         """Overlay opacity, 0-1."""
@@ -109,6 +119,37 @@ class WaferView(QGraphicsView):
         if self._auto_fit and self.wafer is not None:
             self.fit()
 
+    def set_points(self, points: list[tuple[float, float]]) -> None:
+        """Small dots at these die-coordinate points (inspection defects); empty hides them."""
+        path = QPainterPath()
+        for x, y in points:
+            path.addEllipse(QPointF(x, y), 0.12, 0.12)
+        self._points_item.setPath(path)
+
+    def _pan_by(self, pos: QPointF) -> None:
+        assert self._pan_from is not None
+        delta = pos - self._pan_from
+        self._pan_from = pos
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - int(delta.x()))
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() - int(delta.y()))
+        self._auto_fit = False
+
+    def keyPressEvent(self, event: Any) -> None:
+        """Hold space to pan with the left button whatever the tool."""
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: Any) -> None:
+        """Space released: back to the tool."""
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+            self.viewport().unsetCursor()
+            return
+        super().keyReleaseEvent(event)
+
     def set_draft(self, points: list[tuple[float, float]]) -> None:
         """Show the outline being drawn (die coordinates)."""
         path = QPainterPath()
@@ -134,7 +175,12 @@ class WaferView(QGraphicsView):
         return float(p.x()), float(p.y())
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        """Tools get left clicks; the select tool also picks the region under the cursor."""
+        """Tools get left clicks; the middle button (or space + left) pans."""
+        if event.button() == Qt.MouseButton.MiddleButton or (
+            self._space and event.button() == Qt.MouseButton.LeftButton
+        ):
+            self._pan_from = event.position()
+            return
         if self.editor is not None and event.button() == Qt.MouseButton.LeftButton:
             taken = self.editor.press(*self._scene_xy(event))
             if taken or self.editor.tool != "select":
@@ -153,6 +199,9 @@ class WaferView(QGraphicsView):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         """The end of a brush stroke or a drag."""
+        if self._pan_from is not None:
+            self._pan_from = None
+            return
         if self._editing(event) or (self.editor is not None and self.editor.dragging):
             self.editor.release()
             return
@@ -161,6 +210,9 @@ class WaferView(QGraphicsView):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         """Report the die under the cursor; feed a brush stroke or a drag."""
         self.die_hovered.emit(*self.die_at(event.position()))
+        if self._pan_from is not None:
+            self._pan_by(event.position())
+            return
         if (
             self.editor is not None
             and event.buttons() & Qt.MouseButton.LeftButton

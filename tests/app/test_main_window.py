@@ -6,7 +6,7 @@ import sys
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
-from app.main_window import MainWindow
+from app.main_window import FAIL_COL, MainWindow
 from app.render import CLASS_COLOURS, DIE_COLOURS, grid_image, mask_image
 from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.demo import DEMO_COUNT
@@ -30,7 +30,7 @@ def test_lot_is_predicted_in_a_worker_and_listed_worst_first(
     store, user = demo_store
     win = make(qtbot, demo_store, predictor, settings)
     assert win.browser.topLevelItemCount() == DEMO_COUNT
-    fails = [float(win.browser.topLevelItem(i).text(3)) for i in range(DEMO_COUNT)]
+    fails = [float(win.browser.topLevelItem(i).text(FAIL_COL)) for i in range(DEMO_COUNT)]
     assert fails == sorted(fails, reverse=True)
     assert len(win.predictions) == DEMO_COUNT
     patterns = {win.browser.topLevelItem(i).text(1) for i in range(DEMO_COUNT)}
@@ -128,3 +128,71 @@ def test_selftest_prints_the_contract(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["wafers"] == DEMO_COUNT and out["predicted"] == DEMO_COUNT and out["ms"] > 0
+
+
+def test_heatmaps_defects_filter_and_thumbnails(qtbot, demo_store, predictor, settings):
+    from waferseg_core.wafer import Defect
+
+    win = make(qtbot, demo_store, predictor, settings)
+    assert not win.browser.topLevelItem(0).icon(0).isNull()  # a thumbnail per wafer
+    assert win.browser.topLevelItem(0).text(3) != ""  # uncertainty column
+    win.filter_box.setText("none")
+    shown = [
+        i
+        for i in range(win.browser.topLevelItemCount())
+        if not win.browser.topLevelItem(i).isHidden()
+    ]
+    assert shown and all(win.browser.topLevelItem(i).text(1) == "none" for i in shown)
+    win.filter_box.setText("")
+    win.show_confidence.setChecked(True)
+    img = win.view._mask_item.pixmap().toImage()
+    assert (img.width(), img.height()) == (win.wafer.cols, win.wafer.rows)
+    win.show_entropy.setChecked(True)
+    assert not win.view._mask_item.pixmap().isNull()
+    win.wafer.defects = (Defect(3, 4, 1.0, 2.0, 0.5, 1),)
+    win._update_overlay()
+    assert not win.view._points_item.path().isEmpty()
+    win.show_defects.setChecked(False)
+    assert win.view._points_item.path().isEmpty()
+
+
+def test_accept_predictions_for_the_whole_lot(qtbot, demo_store, predictor, settings):
+    store, user = demo_store
+    win = make(qtbot, demo_store, predictor, settings)
+    assert win.accept_lot_predictions() == DEMO_COUNT
+    for wid, pred in win.predictions.items():
+        anns = store.annotations(user, wid)
+        assert all(a["source"] == "model" for a in anns)
+        assert sorted(a["class_id"] for a in anns) == sorted(
+            int(c) for c in np.unique(pred["mask"]) if c
+        )
+    assert np.array_equal(win.editor.mask(), win.predictions[win.current_wafer_id()]["mask"])
+    # Nothing was lost: the replaced annotations are in the history.
+    assert any(h["action"] == "delete" for h in store.history(user, win.current_wafer_id()))
+
+
+def test_viewer_pixel_snapshot(qtbot, demo_store, predictor, settings, tmp_path):
+    """The wafer view of a fixed synthetic wafer renders to the same pixels every time."""
+    from app.wafer_view import WaferView
+    from waferseg_core.synth import generate_wafer
+
+    sw = generate_wafer(2026, 5)
+    view = WaferView()
+    qtbot.addWidget(view)
+    view.resize(240, 240)
+    view.show_wafer(sw.wafer, sw.mask)
+    view.fit()
+    img = view.viewport().grab().toImage()
+    ref_path = os.path.join(REPO, "tests", "data", "viewer_snapshot.png")
+    if os.environ.get("WAFERSEG_UPDATE_SNAPSHOTS"):  # after an intended change of the rendering
+        img.save(ref_path)
+    from PySide6.QtGui import QImage
+
+    ref = QImage(ref_path).convertToFormat(img.format())
+    assert (ref.width(), ref.height()) == (img.width(), img.height())
+    diff = sum(
+        ref.pixel(x, y) != img.pixel(x, y)
+        for x in range(0, img.width(), 3)
+        for y in range(0, img.height(), 3)
+    )
+    assert diff == 0

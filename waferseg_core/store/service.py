@@ -529,6 +529,39 @@ class Store:
         )
         return a.id
 
+    def replace_annotations(
+        self,
+        actor: UserRef,
+        wafer_id: int,
+        mask: Any,
+        *,
+        source: str = "model",
+        model_version: str = "",
+    ) -> list[int]:
+        """Replace a wafer's annotations by one region per class of ``mask``, in one transaction.
+
+        The old ones are soft-deleted with revisions, so nothing is lost.
+        """
+        from waferseg_core.geometry import geometry_from_mask, to_geojson
+
+        _require(actor, "annotate")
+        with self.writes() as s, s.begin():
+            for old in s.scalars(
+                sa.select(m.Annotation).where(
+                    m.Annotation.wafer_id == wafer_id, m.Annotation.deleted.is_(False)
+                )
+            ).all():
+                self._versioned_change(
+                    s, actor, old, old.version, "delete", None, {"deleted": True}
+                )
+            ids = []
+            for c in sorted(int(v) for v in np.unique(mask) if 1 <= v <= 8):
+                new = NewAnnotation(
+                    c, to_geojson(geometry_from_mask(mask == c)), source, model_version
+                )
+                ids.append(self._create_annotation(s, actor, wafer_id, new))
+            return ids
+
     def delete_annotation(self, actor: UserRef, annotation_id: int, base_version: int) -> int:
         """Soft-delete from the version the editor saw; returns the new version."""
         _require(actor, "annotate")
