@@ -655,7 +655,9 @@ class MainWindow(QMainWindow):
             if self.show_confidence.isChecked():
                 self.view.set_image(heat_image(full["probability"], on, 1.0))
             else:
-                self.view.set_image(heat_image(full["entropy"], on, float(np.log(9))))
+                # Scaled to this wafer's own range: most dies are near zero entropy.
+                top = float(full["entropy"][on].max()) if on.any() else 1.0
+                self.view.set_image(heat_image(full["entropy"], on, max(top, 0.05)))
         else:
             self.view.set_mask(None)
         w = self._wafer

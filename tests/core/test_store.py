@@ -249,3 +249,14 @@ def test_sqlite_backup_is_a_consistent_copy(tmp_path):
     assert con.execute("select count(*) from wafers").fetchone()[0] == 3
     con.close()
     s.close()
+
+
+def test_replace_annotations_keeps_history(store, admin):
+    sw = generate_wafer(8, 1, mixed=0.5)
+    (wid,) = store.import_lot(admin, "L", [sw.wafer])
+    store.save_annotation(admin, wid, 1, SQUARE)
+    ids = store.replace_annotations(admin, wid, sw.mask, model_version="m1")
+    anns = store.annotations(admin, wid)
+    assert [a["id"] for a in anns] == ids and all(a["source"] == "model" for a in anns)
+    assert sorted(a["class_id"] for a in anns) == sorted(int(c) for c in np.unique(sw.mask) if c)
+    assert [h["action"] for h in store.history(admin, wid)][:2] == ["create", "delete"]
