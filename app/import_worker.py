@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QObject, Signal, Slot
 
 from waferseg_core import formats
 from waferseg_core.errors import WaferFileError, WaferSegError
 from waferseg_core.store.service import Store, UserRef
 from waferseg_core.wafer import WaferMap
-
-
-def expand(paths: list[str]) -> list[Path]:
-    """Files named, with folders expanded to the files under them (sorted, hidden ones skipped)."""
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            out.extend(
-                sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith("."))
-            )
-        else:
-            out.append(p)
-    return out
 
 
 class ImportWorker(QObject):
@@ -48,7 +32,7 @@ class ImportWorker(QObject):
     @Slot()
     def run(self) -> None:
         """Read, then import."""
-        files = expand(self.paths)
+        files = formats.expand_paths(self.paths)
         lots: dict[str, list[WaferMap]] = {}
         errors: list[str] = []
         for i, f in enumerate(files):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,22 +27,12 @@ def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, sort_keys=False) + "\n")
 
 
-def _iter_files(paths: Sequence[str]) -> Iterator[Path]:
-    """The files named, with folders expanded to the files under them (sorted)."""
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith("."))
-        else:
-            yield p
-
-
 def cmd_info(args: argparse.Namespace) -> int:
     """One JSON line per wafer of each file."""
-    from waferseg_core.formats import read
+    from waferseg_core.formats import expand_paths, read
 
     rows = []
-    for path in _iter_files(args.files):
+    for path in expand_paths(args.files):
         for m in read(path):
             rows.append(
                 {

@@ -181,8 +181,8 @@ class FolderRead:
     files: list[Path]
 
 
-def read_many(paths: Sequence[str | Path], default_lot: str = "unassigned") -> FolderRead:
-    """Read files and folders (recursively, sorted), grouping wafers into lots by lot id."""
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """The files named, with folders expanded to the files under them (sorted, hidden skipped)."""
     files: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -192,6 +192,12 @@ def read_many(paths: Sequence[str | Path], default_lot: str = "unassigned") -> F
             )
         else:
             files.append(p)
+    return files
+
+
+def read_many(paths: Sequence[str | Path], default_lot: str = "unassigned") -> FolderRead:
+    """Read files and folders (recursively, sorted), grouping wafers into lots by lot id."""
+    files = expand_paths(paths)
     lots: dict[str, list[WaferMap]] = {}
     errors: list[WaferFileError] = []
     done: list[Path] = []
