@@ -113,9 +113,6 @@ class MainWindow(QMainWindow):
     # ---- building -----------------------------------------------------------------------------
 
     def _make_browser(self) -> None:
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(2, 2, 2, 2)
         self.lot_box = QComboBox()
         self.lot_box.currentTextChanged.connect(self.open_lot)
         self.filter_box = QLineEdit()
@@ -126,13 +123,24 @@ class MainWindow(QMainWindow):
         self.browser.setRootIsDecorated(False)
         self.browser.setSortingEnabled(True)
         self.browser.currentItemChanged.connect(self._open_current)
-        lay.addWidget(self.lot_box)
-        lay.addWidget(self.filter_box)
-        lay.addWidget(self.browser)
-        dock = QDockWidget("Lot browser", self)
-        dock.setObjectName("lot_browser")
+        self._dock(
+            "Lot browser",
+            "lot_browser",
+            Qt.DockWidgetArea.LeftDockWidgetArea,
+            [self.lot_box, self.filter_box, self.browser],
+        )
+
+    def _dock(self, title: str, name: str, area: Qt.DockWidgetArea, widgets: list[QWidget]) -> None:
+        """A dock holding the widgets in a column (its object name keeps the layout across runs)."""
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(2, 2, 2, 2)
+        for w in widgets:
+            lay.addWidget(w)
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
         dock.setWidget(box)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self.addDockWidget(area, dock)
 
     def _make_legend(self) -> None:
         legend = QListWidget()
@@ -144,18 +152,18 @@ class MainWindow(QMainWindow):
         self.region_list.itemClicked.connect(self._region_clicked)
         self.prediction_label = QLabel("")
         self.prediction_label.setWordWrap(True)
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(2, 2, 2, 2)
-        lay.addWidget(legend)
-        lay.addWidget(QLabel("<b>Annotations</b>"))
-        lay.addWidget(self.region_list)
-        lay.addWidget(QLabel("<b>Prediction</b>"))
-        lay.addWidget(self.prediction_label)
-        dock = QDockWidget("Classes", self)
-        dock.setObjectName("classes")
-        dock.setWidget(box)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self._dock(
+            "Classes",
+            "classes",
+            Qt.DockWidgetArea.RightDockWidgetArea,
+            [
+                legend,
+                QLabel("<b>Annotations</b>"),
+                self.region_list,
+                QLabel("<b>Prediction</b>"),
+                self.prediction_label,
+            ],
+        )
 
     def _make_toolbar(self) -> None:
         bar = QToolBar("View", self)
