@@ -158,3 +158,33 @@ def test_real_wm811k_dev_file(wm811k_npz):
     assert min(m.rows for m in maps) >= 22 and max(m.cols for m in maps) <= 50
     raw = np.load(wm811k_npz)
     assert sum(m.grid.size for m in maps) == raw["dies_flat"].size
+
+
+def test_own_png_decoder_matches_opencv_on_every_kind(tmp_path):
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from waferseg_core.formats.pngio import PngError, decode
+
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        ch = int(rng.choice([1, 3, 4]))
+        img = (rng.random((h, w, ch) if ch > 1 else (h, w)) * 255).astype(np.uint8)
+        _, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, i % 10])
+        got = decode(buf.tobytes())
+        if ch > 1:
+            got = got[..., [2, 1, 0, 3][:ch]]  # ours is RGB(A), OpenCV's BGR(A)
+        assert np.array_equal(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED), got)
+    for mode in ("L", "RGB", "RGBA", "P", "LA"):
+        im = Image.fromarray((rng.random((17, 23, 3)) * 255).astype(np.uint8)).convert(mode)
+        b = io.BytesIO()
+        im.save(b, "PNG")
+        ref = np.array(im.convert("RGB") if mode == "P" else im)
+        assert np.array_equal(decode(b.getvalue()), ref), mode
+    b = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4), np.uint16)).save(b, "PNG")
+    with pytest.raises(PngError, match="8-bit"):
+        decode(b.getvalue())

@@ -11,18 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.errors import WaferFileError
 from waferseg_core.formats import FileFormat, register
-from waferseg_core.formats.pngio import SIGNATURE, encode_gray, text_chunks
+from waferseg_core.formats.pngio import SIGNATURE, PngError, decode, encode_gray, text_chunks
 from waferseg_core.wafer import WaferMap
 
 NAME = "png"
-# OpenCV would print its own warnings about a broken PNG to stderr; our error says it in one line.
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def _sniff(head: bytes, name: str) -> bool:
@@ -81,13 +78,10 @@ def read_png(path: Path) -> list[WaferMap]:
         raise WaferFileError(str(path), f"cannot read: {exc.strerror or exc}") from None
     if not data.startswith(SIGNATURE):
         raise WaferFileError(str(path), "expected the PNG signature, found other bytes", offset=0)
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise WaferFileError(
-            str(path), "PNG is truncated or corrupt (could not decode the image data)"
-        )
-    if img.dtype != np.uint8:
-        raise WaferFileError(str(path), f"expected an 8-bit PNG, found {img.dtype} samples")
+    try:
+        img = decode(data)
+    except PngError as exc:
+        raise WaferFileError(str(path), str(exc)) from None
     if img.ndim == 3:
         if not all(
             np.array_equal(img[..., 0], img[..., k]) for k in range(1, min(3, img.shape[2]))
