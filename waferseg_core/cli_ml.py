@@ -186,10 +186,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from waferseg_core.ml.worker import work
     except ImportError as exc:
         raise InvalidInputError(f"waferseg worker needs the 'train' extra: {exc}") from None
-    from waferseg_core.cli_store import open_store
+    from waferseg_core.cli_store import login, open_store
     from waferseg_core.demo import data_dir
+    from waferseg_core.errors import PermissionDeniedError
 
     store = open_store(args)
+    user = login(store, args)  # on a shared store: --user and WAFERSEG_PASSWORD
+    if not user.can("train"):
+        raise PermissionDeniedError(f"{user.name} ({user.role}) may not run training jobs")
     out = Path(args.out) if args.out else data_dir() / "jobs"
     done = work(store, out, once=args.once, poll_s=args.poll, emit=_emit)
     _emit({"event": "idle", "jobs_run": done})

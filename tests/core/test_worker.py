@@ -27,6 +27,8 @@ def _worker(url, out, *extra):
             "waferseg_core.cli",
             "--store",
             url,
+            "--user",
+            "eng",
             "worker",
             "--out",
             str(out),
@@ -36,6 +38,7 @@ def _worker(url, out, *extra):
         text=True,
         timeout=600,
         check=False,
+        env={**os.environ, "WAFERSEG_PASSWORD": "pw"},
     )
 
 
@@ -72,6 +75,8 @@ def test_cancel_stops_a_running_job(tmp_path, store_url):
             "waferseg_core.cli",
             "--store",
             store_url,
+            "--user",
+            "eng",
             "worker",
             "--once",
             "--out",
@@ -80,6 +85,7 @@ def test_cancel_stops_a_running_job(tmp_path, store_url):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "WAFERSEG_PASSWORD": "pw"},
     )
     deadline = time.monotonic() + 300
     while not store.job(admin, long_job)["epochs"]:
@@ -93,4 +99,30 @@ def test_cancel_stops_a_running_job(tmp_path, store_url):
     job = store.job(admin, long_job)
     assert job["status"] == "cancelled" and 1 <= len(job["epochs"]) < 500
     assert store.models(admin) == []
+    store.close()
+
+
+def test_a_viewer_may_not_run_a_worker(tmp_path, pg_store_url):
+    store = Store(pg_store_url)
+    admin = store.add_user(None, "eng", "admin", "pw")
+    store.add_user(admin, "vic", "viewer", "pw")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "waferseg_core.cli",
+            "--store",
+            pg_store_url,
+            "--user",
+            "vic",
+            "worker",
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "WAFERSEG_PASSWORD": "pw"},
+    )
+    assert proc.returncode == 2 and "may not run training jobs" in proc.stderr
     store.close()
