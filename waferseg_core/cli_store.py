@@ -56,6 +56,14 @@ def add_commands(sub: Any) -> None:
     ls = us.add_parser("list")
     ls.set_defaults(func=cmd_users_list)
 
+    p = sub.add_parser("review", help="agreement between annotators")
+    rs = p.add_subparsers(dest="review_cmd", required=True)
+    ag = rs.add_parser(
+        "agreement", help="per wafer and per class agreement of a lot, worst first (JSON lines)"
+    )
+    ag.add_argument("--lot", required=True)
+    ag.set_defaults(func=cmd_review_agreement)
+
     p = sub.add_parser("db", help="store maintenance")
     ds = p.add_subparsers(dest="db_cmd", required=True)
     up = ds.add_parser("upgrade", help="bring the store's schema up to date (SQLite: backup first)")
@@ -113,6 +121,44 @@ def cmd_import(args: argparse.Namespace) -> int:
             "user": user.name,
         }
     )
+    return 0
+
+
+def cmd_review_agreement(args: argparse.Namespace) -> int:
+    """One JSON line per wafer with two or more annotators, lowest kappa first."""
+    from waferseg_core.coco import Annotation, mask_from_annotations
+    from waferseg_core.geometry import from_geojson
+    from waferseg_core.review import agreement_report
+
+    store = open_store(args)
+    user = login(store, args)
+    rows = store.list_wafers(user, lot=args.lot)
+    if not rows:
+        raise InvalidInputError(f"lot {args.lot!r} holds no wafers (or does not exist)")
+    lines = []
+    for r in rows:
+        by_author: dict[str, list[Any]] = {}
+        for a in store.annotations(user, r["id"]):
+            by_author.setdefault(a["author"], []).append(
+                Annotation(a["class_id"], from_geojson(a["geometry"]))
+            )
+        if len(by_author) < 2:
+            continue
+        wafer = store.wafer(user, r["id"])
+        masks = {name: mask_from_annotations(anns, wafer) for name, anns in by_author.items()}
+        lines.append(
+            {
+                "lot": args.lot,
+                "wafer": r["wafer"],
+                "wafer_id": r["id"],
+                **agreement_report(masks, wafer.grid),
+            }
+        )
+    lines.sort(key=lambda d: (d["kappa"] if d["kappa"] == d["kappa"] else 2.0, d["wafer"]))
+    for line in lines:
+        _emit(line)
+    if not lines:
+        _emit({"lot": args.lot, "wafers_with_several_annotators": 0})
     return 0
 
 
