@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
     except ImportError:
         raise InvalidInputError("waferseg train needs torch: install the 'train' extra") from None
-    from waferseg_core.ml import data as D  # noqa: N812
+    from waferseg_core.ml.data import build_datasets
     from waferseg_core.ml.train import TrainConfig, evaluate_samples, load_model, nan_to_none, train
 
     if not args.coco and not args.synth and not args.real_npz:
@@ -104,39 +104,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             "expected training data: --coco FILE, --synth N and/or --real-npz FILE"
         )
     out = Path(args.out)
-    train_set: list[D.Sample] = []
-    val_set: list[D.Sample] = []
-    if args.coco:
-        items = D.coco_samples(args.coco)
-        if args.val:
-            train_set += items
-        else:  # hold 10% out, by position, so runs are reproducible
-            k = max(1, len(items) // 10)
-            train_set += items[k:]
-            val_set += items[:k]
-    if args.val:
-        val_set += D.coco_samples(args.val)
-    if args.synth:
-        synth = D.synth_samples(args.synth, args.synth_seed, args.mixed, args.workers)
-        k = max(1, len(synth) // 20)
-        train_set += synth[k:]
-        val_set += synth[:k]
-    real_holdout: list[D.Sample] = []
-    if args.real_npz:
-        from waferseg_core.formats.wm811k import read_npz
-
-        maps = read_npz(args.real_npz)
-        real = D.labelled_samples(
-            [m.grid for m in maps], [m.extra["label"] for m in maps], [m.lot for m in maps]
-        )
-        if args.real_folds and args.real_holdout >= 0:
-            real_holdout = [
-                s for s in real if D.lot_fold(s.lot, args.real_folds) == args.real_holdout
-            ]
-            real = [s for s in real if D.lot_fold(s.lot, args.real_folds) != args.real_holdout]
-        train_set += real
-    if not train_set:
-        raise InvalidInputError("the training set is empty")
+    train_set, val_set, real_holdout = build_datasets(
+        coco=args.coco,
+        val=args.val,
+        synth=args.synth,
+        synth_seed=args.synth_seed,
+        mixed=args.mixed,
+        workers=args.workers,
+        real_npz=args.real_npz,
+        real_folds=args.real_folds,
+        real_holdout=args.real_holdout,
+    )
     cfg = TrainConfig(
         arch=args.arch,
         epochs=args.epochs,
@@ -166,15 +144,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             evaluate_samples(model, real_holdout, torch.device("cpu"))
         )
     if not args.no_export:
-        from waferseg_core.ml.export import export_onnx, parity, quantize_static
+        from waferseg_core.ml.export import export_run
 
-        onnx_path = out / "model.onnx"
-        export_onnx(model, onnx_path, metadata={"arch": args.arch, "waferseg": "1"})
-        summary["parity"] = parity(model, onnx_path, val_set or train_set)
-        if not args.no_quantize:
-            summary["quantization"] = quantize_static(
-                onnx_path, out / "model.int8.onnx", train_set[:256], val_set or train_set[:256]
+        summary.update(
+            export_run(
+                model,
+                out,
+                train_set,
+                val_set,
+                metadata={"arch": args.arch, "waferseg": "1"},
+                quantize=not args.no_quantize,
             )
+        )
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     _emit(summary)
     return 0

@@ -202,3 +202,57 @@ def batches(
         out += [idx[k : k + batch_size] for k in range(0, len(idx), batch_size)]
     for k in rng.permutation(len(out)).tolist():
         yield out[k]
+
+
+def build_datasets(
+    *,
+    coco: str | None = None,
+    val: str | None = None,
+    synth: int = 0,
+    synth_seed: int = 1000,
+    mixed: float = 0.15,
+    workers: int = 0,
+    real_npz: str | None = None,
+    real_folds: int = 0,
+    real_holdout: int = -1,
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """Training, validation and held-out real sets from the ``waferseg train`` options.
+
+    Without ``val``, 10% of ``coco`` (by position, so runs are reproducible) is validation; 5% of
+    the synthetic wafers always are. Real wafers train with their wafer-level labels only; with
+    ``real_folds`` and ``real_holdout`` one lot-disjoint fold is kept out and returned third.
+
+    Raises:
+        InvalidInputError: No training data.
+    """
+    from waferseg_core.errors import InvalidInputError
+
+    train_set: list[Sample] = []
+    val_set: list[Sample] = []
+    holdout: list[Sample] = []
+    if coco:
+        items = coco_samples(coco)
+        k = 0 if val else max(1, len(items) // 10)
+        train_set += items[k:]
+        val_set += items[:k]
+    if val:
+        val_set += coco_samples(val)
+    if synth:
+        made = synth_samples(synth, synth_seed, mixed, workers)
+        k = max(1, len(made) // 20)
+        train_set += made[k:]
+        val_set += made[:k]
+    if real_npz:
+        from waferseg_core.formats.wm811k import read_npz
+
+        maps = read_npz(real_npz)
+        real = labelled_samples(
+            [m.grid for m in maps], [m.extra["label"] for m in maps], [m.lot for m in maps]
+        )
+        if real_folds and real_holdout >= 0:
+            holdout = [s for s in real if lot_fold(s.lot, real_folds) == real_holdout]
+            real = [s for s in real if lot_fold(s.lot, real_folds) != real_holdout]
+        train_set += real
+    if not train_set:
+        raise InvalidInputError("expected training data: coco, synth and/or real_npz; found none")
+    return train_set, val_set, holdout

@@ -139,3 +139,23 @@ def quantize_static(
         if kept:
             os.replace(tmp, out)
     return {"int8_agreement": round(agree, 5), "int8_kept": kept, "min_agreement": MIN_AGREEMENT}
+
+
+def export_run(
+    model: nn.Module,
+    out: Path,
+    train_set: Sequence[Sample],
+    val_set: Sequence[Sample],
+    *,
+    metadata: dict[str, str],
+    quantize: bool,
+) -> dict[str, Any]:
+    """Write ``out/model.onnx`` (parity-checked) and, when asked and kept, ``model.int8.onnx``."""
+    onnx_path = out / "model.onnx"
+    export_onnx(model, onnx_path, metadata=metadata)
+    report: dict[str, Any] = {"parity": parity(model, onnx_path, val_set or train_set)}
+    if quantize:
+        report["quantization"] = quantize_static(
+            onnx_path, out / "model.int8.onnx", train_set[:256], val_set or train_set[:256]
+        )
+    return report

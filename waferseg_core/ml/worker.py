@@ -23,43 +23,11 @@ import torch
 
 from waferseg_core.inference import file_hash
 from waferseg_core.ml import data as D  # noqa: N812
-from waferseg_core.ml.export import export_onnx, parity, quantize_static
+from waferseg_core.ml.export import export_run
 from waferseg_core.ml.train import TrainConfig, evaluate_samples, load_model, nan_to_none, train
 from waferseg_core.store.service import Store
 
 HEARTBEAT_S = 5.0
-
-
-def _datasets(cfg: dict[str, Any]) -> tuple[list[D.Sample], list[D.Sample]]:
-    train_set: list[D.Sample] = []
-    val_set: list[D.Sample] = []
-    if cfg.get("coco"):
-        items = D.coco_samples(cfg["coco"])
-        k = 0 if cfg.get("val") else max(1, len(items) // 10)
-        train_set += items[k:]
-        val_set += items[:k]
-    if cfg.get("val"):
-        val_set += D.coco_samples(cfg["val"])
-    if cfg.get("synth"):
-        synth = D.synth_samples(
-            int(cfg["synth"]),
-            int(cfg.get("synth_seed", 1000)),
-            float(cfg.get("mixed", 0.15)),
-            int(cfg.get("workers", 0)),
-        )
-        k = max(1, len(synth) // 20)
-        train_set += synth[k:]
-        val_set += synth[:k]
-    if cfg.get("real_npz"):
-        from waferseg_core.formats.wm811k import read_npz
-
-        maps = read_npz(cfg["real_npz"])
-        train_set += D.labelled_samples(
-            [m.grid for m in maps], [m.extra["label"] for m in maps], [m.lot for m in maps]
-        )
-    if not train_set:
-        raise ValueError("job config names no training data (coco, synth or real_npz)")
-    return train_set, val_set
 
 
 def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
@@ -78,7 +46,15 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         return cancel[0]
 
     try:
-        train_set, val_set = _datasets(cfg)
+        train_set, val_set, _ = D.build_datasets(
+            coco=cfg.get("coco"),
+            val=cfg.get("val"),
+            synth=int(cfg.get("synth", 0)),
+            synth_seed=int(cfg.get("synth_seed", 1000)),
+            mixed=float(cfg.get("mixed", 0.15)),
+            workers=int(cfg.get("workers", 0)),
+            real_npz=cfg.get("real_npz"),
+        )
         tc = TrainConfig(
             arch=cfg.get("arch", "resnet18-w0.5"),
             epochs=int(cfg.get("epochs", 20)),
@@ -101,15 +77,17 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         metrics: dict[str, Any] = (
             nan_to_none(evaluate_samples(model, val_set, torch.device("cpu"))) if val_set else {}
         )
-        onnx_path = out / "model.onnx"
-        export_onnx(
-            model, onnx_path, metadata={"arch": tc.arch, "waferseg": "1", "job": str(job_id)}
-        )
-        metrics["parity"] = parity(model, onnx_path, val_set or train_set)
-        if cfg.get("quantize"):
-            metrics["quantization"] = quantize_static(
-                onnx_path, out / "model.int8.onnx", train_set[:256], val_set or train_set[:256]
+        metrics.update(
+            export_run(
+                model,
+                out,
+                train_set,
+                val_set,
+                quantize=bool(cfg.get("quantize")),
+                metadata={"arch": tc.arch, "waferseg": "1", "job": str(job_id)},
             )
+        )
+        onnx_path = out / "model.onnx"
         (out / "summary.json").write_text(json.dumps(metrics, indent=1))
         store.register_model(
             owner,
