@@ -166,6 +166,20 @@ def write(maps: Sequence[WaferMap], path: str | Path, fmt: str) -> None:
     f.write(maps, Path(path))
 
 
+def write_each(
+    maps: Sequence[WaferMap], path: Path, suffix: str, encode: Callable[[WaferMap], bytes]
+) -> None:
+    """Write a one-map-per-file format.
+
+    A single map goes to ``path``; several go to ``<stem>_<wafer id or index><suffix>`` beside it.
+    """
+    if len(maps) == 1:
+        path.write_bytes(encode(maps[0]))
+        return
+    for i, m in enumerate(maps):
+        path.with_name(f"{path.stem}_{m.wafer_id or i}{suffix}").write_bytes(encode(m))
+
+
 @dataclass
 class FolderRead:
     """What a folder (or a list of files) held: wafers grouped into lots, and the bad files.

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.errors import WaferFileError
-from waferseg_core.formats import FileFormat, register
+from waferseg_core.formats import FileFormat, register, write_each
 from waferseg_core.formats.pngio import SIGNATURE, PngError, decode, encode_gray, text_chunks
 from waferseg_core.wafer import WaferMap
 
@@ -109,11 +109,7 @@ def png_bytes(m: WaferMap) -> bytes:
 
 def write_png(maps: Sequence[WaferMap], path: Path) -> None:
     """Write one map to ``path``, or several as ``path``'s stem + ``_<wafer>``.png."""
-    if len(maps) == 1:
-        path.write_bytes(png_bytes(maps[0]))
-        return
-    for m in maps:
-        path.with_name(f"{path.stem}_{m.wafer_id or maps.index(m)}.png").write_bytes(png_bytes(m))
+    write_each(maps, path, ".png", png_bytes)
 
 
 FORMAT = register(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from waferseg_core.errors import WaferFileError
-from waferseg_core.formats import FileFormat, register
+from waferseg_core.formats import FileFormat, register, write_each
 from waferseg_core.formats.bins import default_bins
 from waferseg_core.formats.textio import read_text
 from waferseg_core.wafer import FAIL, NO_DIE, PASS, BinDef, CoordFrame, Notch, WaferMap
@@ -104,13 +104,8 @@ def read_sinf(path: Path) -> list[WaferMap]:
     ]
 
 
-def write_sinf(maps: Sequence[WaferMap], path: Path) -> None:
-    """Write one map (several maps: one file each, ``<stem>_<wafer>.sinf``)."""
-    if len(maps) != 1:
-        for m in maps:
-            write_sinf([m], path.with_name(f"{path.stem}_{m.wafer_id}{path.suffix or '.sinf'}"))
-        return
-    m = maps[0]
+def sinf_bytes(m: WaferMap) -> bytes:
+    """The SINF text of one map (UTF-8)."""
     bins, table = default_bins(m)
     raster = m.frame.canonical_to_raster(bins)
     passing = " ".join(f"{c:02X}" for c in sorted(table) if table[c].passed) or "01"
@@ -131,7 +126,12 @@ def write_sinf(maps: Sequence[WaferMap], path: Path) -> None:
     lines += [
         "RowData:" + " ".join("__" if v < 0 else f"{v:02X}" for v in row) for row in raster.tolist()
     ]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def write_sinf(maps: Sequence[WaferMap], path: Path) -> None:
+    """Write one map (several maps: one file each, ``<stem>_<wafer>.sinf``)."""
+    write_each(maps, path, path.suffix or ".sinf", sinf_bytes)
 
 
 FORMAT = register(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from waferseg_core.errors import WaferFileError
-from waferseg_core.formats import FileFormat, register
+from waferseg_core.formats import FileFormat, register, write_each
 from waferseg_core.formats.bins import default_bins
 from waferseg_core.wafer import FAIL, NO_DIE, PASS, BinDef, CoordFrame, Notch, WaferMap
 
@@ -185,11 +185,7 @@ def encode_tsk(m: WaferMap) -> bytes:
 
 def write_tsk(maps: Sequence[WaferMap], path: Path) -> None:
     """Write one map (several: one file each, ``<stem>_<wafer>.tsk``)."""
-    if len(maps) == 1:
-        path.write_bytes(encode_tsk(maps[0]))
-        return
-    for m in maps:
-        path.with_name(f"{path.stem}_{m.wafer_id}.tsk").write_bytes(encode_tsk(m))
+    write_each(maps, path, ".tsk", encode_tsk)
 
 
 FORMAT = register(
