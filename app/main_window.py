@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QSettings, Qt, QThread, Signal
 from PySide6.QtGui import (
     QAction,
@@ -45,9 +44,8 @@ from app.render import grid_image, heat_image
 from app.wafer_view import WaferView
 from waferseg_core import settings as prefs_io
 from waferseg_core.classes import PATTERN_CLASSES
-from waferseg_core.coco import Annotation, mask_from_annotations
 from waferseg_core.errors import WaferSegError
-from waferseg_core.geometry import from_geojson, mask_from_geometry
+from waferseg_core.geometry import mask_from_geometry
 from waferseg_core.inference import DEFAULT_MODEL, Predictor
 from waferseg_core.store.service import Store, UserRef
 from waferseg_core.wafer import WaferMap
@@ -627,15 +625,6 @@ class MainWindow(QMainWindow):
     def current_wafer_id(self) -> int:
         """Store id of the wafer shown (-1 when none)."""
         return self._wafer_id
-
-    def annotation_mask(self) -> np.ndarray:
-        """The class mask of the shown wafer's annotations."""
-        assert self._wafer is not None
-        anns = [
-            Annotation(a["class_id"], from_geojson(a["geometry"]))
-            for a in self.store.annotations(self.user, self._wafer_id)
-        ]
-        return mask_from_annotations(anns, self._wafer)
 
     def _open_current(
         self, item: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None

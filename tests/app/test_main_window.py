@@ -54,7 +54,7 @@ def test_ui_stays_responsive_while_predicting(qtbot, demo_store, predictor, sett
 
 def test_overlays_switch_between_annotations_and_prediction(qtbot, demo_store, predictor, settings):
     win = make(qtbot, demo_store, predictor, settings)
-    ann = win.annotation_mask()
+    ann = win.editor.mask()
     win.show_prediction.setChecked(True)
     pred = win.predictions[win.current_wafer_id()]["mask"]
     img = win.view._mask_item.pixmap().toImage()

@@ -193,7 +193,7 @@ def _bin_table(
     counts = []
     for b in bins:
         raw = b.get("BinCode", "")
-        (row,), _ = parse_rows([raw], bin_type, "", path) if raw else (([],), 0)
+        row = parse_rows([raw], bin_type, "", path)[0][0] if raw else []
         if len(row) != 1:
             raise WaferFileError(path, f"Bin element needs one BinCode, found {raw!r}")
         quality = b.get("BinQuality", "").strip().lower()

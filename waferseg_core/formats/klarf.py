@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -514,11 +513,6 @@ def read_klarf(path: Path) -> list[WaferMap]:
     if not wafers:
         raise WaferFileError(str(path), "expected at least one WaferID, found none")
     return [_to_map(w, tk, version) for w in wafers]
-
-
-def describe(m: WaferMap) -> dict[str, Any]:
-    """KLARF extras for ``waferseg info``-like listings."""
-    return {"defects": len(m.defects), "summary": m.extra.get("summary", {})}
 
 
 FORMAT = register(

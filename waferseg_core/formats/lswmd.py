@@ -9,7 +9,6 @@ crafted file fails with a clear error instead of running code. Needs pandas (the
 from __future__ import annotations
 
 import io
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +152,6 @@ def read_lswmd(path: Path) -> list[WaferMap]:
         )
     return out
 
-
-def load_pickle_bytes(data: bytes, path: str = "<bytes>") -> Any:
-    """Unpickle with the same allowlist (for tests and tools)."""
-    return _unpickler(data, path).load()
-
-
-__all__ = ["ALLOWED", "load_pickle_bytes", "pickle", "read_lswmd"]
 
 FORMAT = register(
     FileFormat(

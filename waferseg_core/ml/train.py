@@ -314,6 +314,3 @@ def nan_to_none(d: Any) -> Any:
     if isinstance(d, float) and math.isnan(d):
         return None
     return d
-
-
-__all__ = ["IGNORE", "TrainConfig", "evaluate_samples", "load_model", "predict_samples", "train"]
