@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 from waferseg_core.inference import Predictor
+from waferseg_core.store.predict import predict_stored
 from waferseg_core.store.service import Store, UserRef
-
-CHUNK = 32
 
 
 class PredictWorker(QObject):
@@ -45,45 +43,23 @@ class PredictWorker(QObject):
         try:
             total = len(self.wafer_ids)
             done = 0
-            for k in range(0, total, CHUNK):
+            for chunk in predict_stored(self.store, self.user, self.predictor, self.wafer_ids):
+                for p in chunk:
+                    res: dict[str, Any] = {
+                        "pattern": p.pattern,
+                        "patterns": p.patterns,
+                        "confidence": p.confidence,
+                        "uncertainty": p.uncertainty,
+                        "mask": p.mask,
+                        "grid": p.wafer.grid,
+                    }
+                    if p.probability is not None:
+                        res.update(probability=p.probability, entropy=p.entropy)
+                    self.wafer_predicted.emit(p.wafer_id, res)
+                done += len(chunk)
+                self.progress.emit(done, total)
                 if self._stop:
                     break
-                ids = self.wafer_ids[k : k + CHUNK]
-                maps = [self.store.wafer(self.user, i) for i in ids]
-                todo = []
-                for wid, w in zip(ids, maps, strict=True):
-                    hit = self.store.cached_prediction(
-                        self.user, w.content_hash, self.predictor.hash
-                    )
-                    if hit is None:
-                        todo.append((wid, w))
-                        continue
-                    mask = np.frombuffer(hit["mask"], np.uint8).reshape(w.shape)
-                    self.wafer_predicted.emit(wid, {**hit, "mask": mask, "grid": w.grid})
-                if todo:
-                    t = time.perf_counter()
-                    preds = self.predictor.predict([w for _, w in todo])
-                    items: list[dict[str, Any]] = []
-                    for (wid, w), p in zip(todo, preds, strict=True):
-                        res = {
-                            "pattern": p.pattern,
-                            "patterns": p.patterns,
-                            "confidence": p.confidence,
-                            "uncertainty": p.uncertainty,
-                            "mask": p.mask,
-                        }
-                        items.append({"wafer_hash": w.content_hash, **res})
-                        res.update(grid=w.grid, probability=p.probability, entropy=p.entropy)
-                        self.wafer_predicted.emit(wid, res)
-                    if self.user.can("infer"):
-                        self.store.cache_predictions(
-                            self.user,
-                            self.predictor.hash,
-                            items,
-                            ms=(time.perf_counter() - t) * 1000,
-                        )
-                done += len(ids)
-                self.progress.emit(done, total)
         except Exception as exc:  # reported in the status bar; the UI stays usable
             self.failed.emit(f"{type(exc).__name__}: {exc}")
             return

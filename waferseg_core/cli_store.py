@@ -63,6 +63,20 @@ def add_commands(sub: Any) -> None:
     )
     ag.add_argument("--lot", required=True)
     ag.set_defaults(func=cmd_review_agreement)
+    ad = rs.add_parser(
+        "adjudicate",
+        help="save the annotators' majority vote as the consensus of each disputed wafer",
+    )
+    ad.add_argument("--lot", required=True)
+    ad.add_argument("--redo", action="store_true", help="also wafers adjudicated before")
+    ad.set_defaults(func=cmd_review_adjudicate)
+
+    p = sub.add_parser("export", help="export a lot: COCO, CSV, inked G85/E142 or PNG masks")
+    p.add_argument("kind", choices=["coco", "csv", "g85", "e142", "png"])
+    p.add_argument("--lot", required=True)
+    p.add_argument("--out", required=True, help="a file (csv, g85, e142) or a new folder")
+    p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("db", help="store maintenance")
     ds = p.add_subparsers(dest="db_cmd", required=True)
@@ -126,39 +140,58 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_review_agreement(args: argparse.Namespace) -> int:
     """One JSON line per wafer with two or more annotators, lowest kappa first."""
-    from waferseg_core.coco import Annotation, mask_from_annotations
-    from waferseg_core.geometry import from_geojson
-    from waferseg_core.review import agreement_report
+    from waferseg_core.store.review_ops import lot_agreement
+
+    store = open_store(args)
+    user = login(store, args)
+    # A reviewer's run also keeps the figures in the store (agreement history per wafer).
+    lines = lot_agreement(store, user, args.lot, save=user.can("review"))
+    for line in lines:
+        _emit(line)
+    if not lines:
+        _emit({"lot": args.lot, "wafers_with_several_annotators": 0})
+    return 0
+
+
+def cmd_review_adjudicate(args: argparse.Namespace) -> int:
+    """Majority-vote consensus for the lot's wafers with several annotators; JSON per wafer."""
+    from waferseg_core.review import majority_vote
+    from waferseg_core.store.review_ops import wafer_masks
 
     store = open_store(args)
     user = login(store, args)
     rows = store.list_wafers(user, lot=args.lot)
     if not rows:
         raise InvalidInputError(f"lot {args.lot!r} holds no wafers (or does not exist)")
-    lines = []
+    done = 0
     for r in rows:
-        by_author: dict[str, list[Any]] = {}
-        for a in store.annotations(user, r["id"]):
-            by_author.setdefault(a["author"], []).append(
-                Annotation(a["class_id"], from_geojson(a["geometry"]))
-            )
-        if len(by_author) < 2:
+        wm = wafer_masks(store, user, r["id"])
+        if len(wm.by_annotator) < 2 or (wm.consensus is not None and not args.redo):
             continue
-        wafer = store.wafer(user, r["id"])
-        masks = {name: mask_from_annotations(anns, wafer) for name, anns in by_author.items()}
-        lines.append(
-            {
-                "lot": args.lot,
-                "wafer": r["wafer"],
-                "wafer_id": r["id"],
-                **agreement_report(masks, wafer.grid),
-            }
-        )
-    lines.sort(key=lambda d: (d["kappa"] if d["kappa"] == d["kappa"] else 2.0, d["wafer"]))
-    for line in lines:
-        _emit(line)
-    if not lines:
-        _emit({"lot": args.lot, "wafers_with_several_annotators": 0})
+        mask = majority_vote(list(wm.by_annotator.values()), wm.wafer.grid)
+        ids = store.save_consensus(user, r["id"], mask, method="majority vote")
+        _emit({"lot": args.lot, "wafer": r["wafer"], "wafer_id": r["id"], "annotations": ids})
+        done += 1
+    if not done:
+        _emit({"lot": args.lot, "adjudicated": 0})
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a lot; progress on stderr, the summary as JSON."""
+    from waferseg_core.exports import export_lot
+
+    store = open_store(args)
+    user = login(store, args)
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\rexport {done}/{total}")
+            sys.stderr.flush()
+
+    _emit(
+        export_lot(store, user, args.lot, args.kind, args.out, model=args.model, progress=progress)
+    )
     return 0
 
 

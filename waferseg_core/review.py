@@ -134,6 +134,32 @@ def majority_vote(masks: Sequence[Mask], grid: npt.NDArray[np.uint8]) -> Mask:
     return np.where(on, best, 0).astype(np.uint8)
 
 
+def pick_regions(
+    base: Mask,
+    masks: dict[str, Mask],
+    picks: Sequence[tuple[npt.NDArray[np.bool_], str]],
+    grid: npt.NDArray[np.uint8],
+) -> Mask:
+    """Adjudicate by region: start from ``base`` and, per picked region, take one annotator's dies.
+
+    Later picks override earlier ones where regions overlap; off-wafer dies stay 0.
+
+    Raises:
+        InvalidInputError: A pick names an annotator without a mask, or a region of another shape.
+    """
+    out = base.copy()
+    for region, name in picks:
+        if name not in masks:
+            raise InvalidInputError(
+                f"expected one of the annotators {', '.join(sorted(masks))}, found {name!r}"
+            )
+        if region.shape != grid.shape:
+            raise InvalidInputError(f"region shape {region.shape} differs from {grid.shape}")
+        out[region] = masks[name][region]
+    out[grid == 0] = 0
+    return out
+
+
 def agreement_report(masks: dict[str, Mask], grid: npt.NDArray[np.uint8]) -> dict[str, object]:
     """Everything for one wafer.
 

@@ -22,6 +22,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from waferseg_core.classes import CLASSES
 from waferseg_core.errors import ConflictError, InvalidInputError, PermissionDeniedError
 from waferseg_core.geometry import from_geojson
 from waferseg_core.store import models as m
@@ -498,7 +499,7 @@ class Store:
     def _create_annotation(
         self, s: Session, actor: UserRef, wafer_id: int, new: NewAnnotation
     ) -> int:
-        _require(actor, "annotate")
+        # Callers check the permission (annotate, or review for a consensus).
         a = m.Annotation(
             wafer_id=wafer_id,
             class_id=new.class_id,
@@ -561,6 +562,93 @@ class Store:
                 )
                 ids.append(self._create_annotation(s, actor, wafer_id, new))
             return ids
+
+    def save_consensus(
+        self, actor: UserRef, wafer_id: int, mask: Any, *, method: str, note: str = ""
+    ) -> list[int]:
+        """Save an adjudicated mask as the wafer's consensus annotations, in one transaction.
+
+        Earlier consensus annotations are soft-deleted (with revisions); the annotators' own
+        annotations stay. Records the reviewer's decision and marks the wafer reviewed.
+        """
+        from waferseg_core.geometry import geometry_from_mask, to_geojson
+
+        _require(actor, "review")
+        with self.writes() as s, s.begin():
+            if s.get(m.Wafer, wafer_id) is None:
+                raise InvalidInputError(f"no wafer with id {wafer_id}")
+            for old in s.scalars(
+                sa.select(m.Annotation).where(
+                    m.Annotation.wafer_id == wafer_id,
+                    m.Annotation.deleted.is_(False),
+                    m.Annotation.source == "consensus",
+                )
+            ).all():
+                self._versioned_change(
+                    s, actor, old, old.version, "delete", None, {"deleted": True}
+                )
+            ids = []
+            for c in sorted(int(v) for v in np.unique(mask) if 1 <= v <= 8):
+                new = NewAnnotation(c, to_geojson(geometry_from_mask(mask == c)), "consensus", "")
+                ids.append(self._create_annotation(s, actor, wafer_id, new))
+            s.add(
+                m.ReviewDecision(
+                    wafer_id=wafer_id,
+                    reviewer_id=actor.id,
+                    decision="consensus",
+                    note=f"{method}: {note}" if note else method,
+                )
+            )
+            s.execute(sa.update(m.Wafer).where(m.Wafer.id == wafer_id).values(status="reviewed"))
+            return ids
+
+    def reviews(self, actor: UserRef, wafer_id: int) -> list[dict[str, Any]]:
+        """The reviewers' decisions on a wafer, newest first."""
+        _require(actor, "read")
+        with self.sessions() as s:
+            q = (
+                sa.select(m.ReviewDecision, m.User.name)
+                .join(m.User, m.User.id == m.ReviewDecision.reviewer_id)
+                .where(m.ReviewDecision.wafer_id == wafer_id)
+                .order_by(m.ReviewDecision.id.desc())
+            )
+            return [
+                {"reviewer": name, "decision": r.decision, "note": r.note, "at": r.at.isoformat()}
+                for r, name in s.execute(q)
+            ]
+
+    def save_agreement(self, actor: UserRef, wafer_id: int, report: dict[str, Any]) -> int:
+        """Keep a wafer's pairwise agreement (kappa, per-class IoU) from an agreement report.
+
+        Replaces the rows computed before for that wafer; returns how many rows it wrote.
+        """
+        _require(actor, "review")
+        with self.writes() as s, s.begin():
+            ids = {n: i for n, i in s.execute(sa.select(m.User.name, m.User.id))}
+            s.execute(sa.delete(m.AgreementMetric).where(m.AgreementMetric.wafer_id == wafer_id))
+            names = {c.name: c.id for c in CLASSES}
+            rows = 0
+            for pair in report.get("pairs", []):
+                a, b = ids.get(pair["a"]), ids.get(pair["b"])
+                if a is None or b is None:
+                    raise InvalidInputError(f"unknown annotator in {pair['a']!r}/{pair['b']!r}")
+                values: list[tuple[int | None, str, float]] = [(None, "kappa", pair["cohen_kappa"])]
+                for cname, d in pair["per_class"].items():
+                    values += [(names[cname], "iou", d["iou"]), (names[cname], "dice", d["dice"])]
+                for cls, metric, value in values:
+                    if value == value:  # NaN (no dies) is not a measurement
+                        s.add(
+                            m.AgreementMetric(
+                                wafer_id=wafer_id,
+                                annotator_a=a,
+                                annotator_b=b,
+                                class_id=cls,
+                                metric=metric,
+                                value=float(value),
+                            )
+                        )
+                        rows += 1
+            return rows
 
     def delete_annotation(self, actor: UserRef, annotation_id: int, base_version: int) -> int:
         """Soft-delete from the version the editor saw; returns the new version."""
