@@ -15,7 +15,8 @@ CLASS_COLOURS = np.array(
 )
 
 
-def _image(argb: npt.NDArray[np.uint32]) -> QImage:
+def argb_image(argb: npt.NDArray[np.uint32]) -> QImage:
+    """A QImage owning a copy of 32-bit ARGB pixels (one per die)."""
     data = np.ascontiguousarray(argb)
     h, w = data.shape
     img = QImage(data.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
@@ -24,12 +25,12 @@ def _image(argb: npt.NDArray[np.uint32]) -> QImage:
 
 def grid_image(grid: npt.NDArray[np.uint8]) -> QImage:
     """The die grid: transparent off the wafer, light grey pass, dark fail."""
-    return _image(DIE_COLOURS[grid])
+    return argb_image(DIE_COLOURS[grid])
 
 
 def mask_image(mask: npt.NDArray[np.uint8]) -> QImage:
     """A class mask in the class colours, transparent background."""
-    return _image(CLASS_COLOURS[mask])
+    return argb_image(CLASS_COLOURS[mask])
 
 
 def heat_image(values: npt.NDArray[np.floating], on: npt.NDArray[np.bool_], vmax: float) -> QImage:
@@ -39,4 +40,4 @@ def heat_image(values: npt.NDArray[np.floating], on: npt.NDArray[np.bool_], vmax
     g = (255 * np.clip(1.2 * t, 0, 1)).astype(np.uint32)
     b = (255 * np.clip(1.0 - 1.3 * t + 0.3, 0, 1)).astype(np.uint32)
     argb = (0xFF << 24) | (r << 16) | (g << 8) | b
-    return _image(np.where(on, argb, 0).astype(np.uint32))
+    return argb_image(np.where(on, argb, 0).astype(np.uint32))

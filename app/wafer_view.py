@@ -35,6 +35,7 @@ class WaferView(QGraphicsView):
     """Shows one wafer; die (r, c) is the scene square [c, c+1] x [r, r+1]."""
 
     die_hovered = Signal(int, int)  # canonical row, col (-1, -1 when off the grid)
+    die_clicked = Signal(int, int)  # a left click on a die when no editor is attached
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -185,6 +186,10 @@ class WaferView(QGraphicsView):
             taken = self.editor.press(*self._scene_xy(event))
             if taken or self.editor.tool != "select":
                 return  # a vertex or region drag, or a drawing tool: no panning
+        if self.editor is None and event.button() == Qt.MouseButton.LeftButton:
+            r, c = self.die_at(event.position())
+            if r >= 0:
+                self.die_clicked.emit(r, c)
         super().mousePressEvent(event)
 
     def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:

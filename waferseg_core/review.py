@@ -134,6 +134,27 @@ def majority_vote(masks: Sequence[Mask], grid: npt.NDArray[np.uint8]) -> Mask:
     return np.where(on, best, 0).astype(np.uint8)
 
 
+def connected_region(sel: npt.NDArray[np.bool_], row: int, col: int) -> npt.NDArray[np.bool_]:
+    """The 4-connected component of ``sel`` holding die (row, col); empty if that die is off it."""
+    out = np.zeros(sel.shape, bool)
+    if not (0 <= row < sel.shape[0] and 0 <= col < sel.shape[1]) or not sel[row, col]:
+        return out
+    stack = [(row, col)]
+    out[row, col] = True
+    while stack:
+        r, c = stack.pop()
+        for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+            if (
+                0 <= rr < sel.shape[0]
+                and 0 <= cc < sel.shape[1]
+                and sel[rr, cc]
+                and not out[rr, cc]
+            ):
+                out[rr, cc] = True
+                stack.append((rr, cc))
+    return out
+
+
 def pick_regions(
     base: Mask,
     masks: dict[str, Mask],

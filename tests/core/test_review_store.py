@@ -8,7 +8,7 @@ import pytest
 from tests.core.reviewed_lot import make_reviewed_lot
 from waferseg_core.cli import main
 from waferseg_core.errors import InvalidInputError, PermissionDeniedError
-from waferseg_core.review import majority_vote, pick_regions
+from waferseg_core.review import connected_region, majority_vote, pick_regions
 from waferseg_core.store import models as m
 from waferseg_core.store.review_ops import lot_agreement, wafer_masks
 
@@ -73,3 +73,10 @@ def test_review_adjudicate_cli(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == {"lot": "L", "adjudicated": 0}
     assert main(["--store", url, "review", "adjudicate", "--lot", "nope"]) == 2
     assert "holds no wafers" in capsys.readouterr().err
+
+
+def test_connected_region_is_four_connected():
+    sel = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]], bool)
+    assert connected_region(sel, 0, 0).astype(int).tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
+    assert not connected_region(sel, 0, 2).any()  # not selected
+    assert connected_region(sel, 2, 2).sum() == 1  # diagonal neighbours do not join

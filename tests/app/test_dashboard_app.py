@@ -1,0 +1,32 @@
+"""The dashboard's figures and charts (real pyqtgraph widgets, offscreen)."""
+
+from app.dashboard import DashboardWindow
+from tests.core.reviewed_lot import make_reviewed_lot
+from waferseg_core.store.dashboard_data import dashboard
+from waferseg_core.store.review_ops import wafer_masks
+
+
+def test_figures_and_charts(qtbot, tmp_path, predictor):
+    store, ids = make_reviewed_lot(f"sqlite:///{tmp_path / 's.sqlite'}")
+    user = store.login()
+    data = dashboard(store, user, predictor)
+    (lot,) = data.lots
+    assert lot.lot == "L" and lot.wafers == 4 and sum(lot.model.values()) == 4
+    preds = predictor.predict([store.wafer(user, i) for i in ids])
+    assert lot.model == {p: sum(x.pattern == p for x in preds) for p in {x.pattern for x in preds}}
+    assert sum(lot.annotated.values()) == 3 and data.compared_wafers == 3
+    # The confusion counts every on-wafer die of the three annotated wafers once.
+    dies = sum(int((store.wafer(user, i).grid > 0).sum()) for i in ids[:3])
+    assert data.confusion.sum() == dies
+    loc_dies = sum(int((wafer_masks(store, user, i).final() == 5).sum()) for i in ids[:3])
+    assert data.confusion[5].sum() == loc_dies
+
+    win = DashboardWindow(store, user, predictor)
+    qtbot.addWidget(win)
+    win.show()
+    assert win.lot_box.currentText() == "L" and "1 lots, 4 wafers" in win.summary.text()
+    for title in win.charts:
+        win.tabs.setCurrentIndex(list(win.charts).index(title))
+        out = win.save_png(title, tmp_path / f"{title}.png")
+        assert out.stat().st_size > 1000
+    store.close()
