@@ -126,3 +126,30 @@ def test_a_viewer_may_not_run_a_worker(tmp_path, pg_store_url):
     )
     assert proc.returncode == 2 and "may not run training jobs" in proc.stderr
     store.close()
+
+
+def test_worker_trains_on_the_annotated_wafers_of_stored_lots(tmp_path):
+    from waferseg_core.ml.data import store_samples
+    from waferseg_core.ml.worker import work
+    from waferseg_core.synth import generate_wafer
+
+    store = Store(f"sqlite:///{tmp_path / 's.sqlite'}")
+    admin = store.login()
+    made = [generate_wafer(5, i) for i in range(24)]
+    ids = store.import_lot(admin, "A", [sw.wafer for sw in made])
+    for wid, sw in zip(ids[:20], made[:20], strict=True):  # 4 wafers stay unannotated
+        store.replace_annotations(admin, wid, sw.mask, source="manual")
+        store.set_status(admin, wid, "annotated")  # also the clean ones, which have no region
+    labelled, unlabelled = store_samples(store, admin, ["A"])
+    assert len(labelled) == 20 and len(unlabelled) == 4
+    assert all(s.mask is not None and s.mask.shape == s.grid.shape for s in labelled)
+    cfg = {k: v for k, v in TINY_JOB.items() if k not in ("synth", "synth_seed")}
+    job = store.enqueue_job(admin, {**cfg, "lots": ["A"], "name": "from lot A"})
+    missing = store.enqueue_job(admin, {**cfg, "lots": ["nope"]})
+    assert work(store, tmp_path / "jobs", once=True) == 2
+    assert store.job(admin, job)["status"] == "succeeded"
+    assert "holds no wafers" in store.job(admin, missing)["error_text"]
+    listed = {j["id"]: j for j in store.jobs(admin)}
+    assert listed[job]["model_id"] is not None and listed[job]["epochs"] == 1
+    assert listed[missing]["model_id"] is None and listed[missing]["status"] == "failed"
+    store.close()

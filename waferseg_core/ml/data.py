@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +78,37 @@ def coco_samples(path: str | Path) -> list[Sample]:
             )
         )
     return out
+
+
+def store_samples(store: Any, actor: Any, lots: Sequence[str]) -> tuple[list[Sample], list[Sample]]:
+    """(annotated, unannotated) wafers of stored lots; an annotated wafer's mask is its final one.
+
+    A wafer marked annotated or reviewed without any region is a labelled clean wafer ("none").
+
+    Raises:
+        InvalidInputError: A lot holds no wafers.
+    """
+    from waferseg_core.errors import InvalidInputError
+    from waferseg_core.store.review_ops import wafer_masks
+
+    labelled: list[Sample] = []
+    unlabelled: list[Sample] = []
+    for lot in lots:
+        rows = store.list_wafers(actor, lot=lot)
+        if not rows:
+            raise InvalidInputError(f"lot {lot!r} holds no wafers (or does not exist)")
+        for r in rows:
+            wm = wafer_masks(store, actor, r["id"])
+            mask = wm.final()
+            grid = wm.wafer.grid
+            if mask is None and r["status"] in ("annotated", "reviewed"):
+                mask = np.zeros(grid.shape, np.uint8)
+            if mask is None:
+                unlabelled.append(Sample(grid, None, np.zeros(len(WAFER_LABELS), np.float32), lot))
+            else:
+                labels = label_vector(patterns_from_mask(mask, grid))
+                labelled.append(Sample(grid, mask, labels, lot))
+    return labelled, unlabelled
 
 
 def labelled_samples(
@@ -215,12 +247,14 @@ def build_datasets(
     real_npz: str | None = None,
     real_folds: int = 0,
     real_holdout: int = -1,
+    samples: Sequence[Sample] = (),
 ) -> tuple[list[Sample], list[Sample], list[Sample]]:
     """Training, validation and held-out real sets from the ``waferseg train`` options.
 
     Without ``val``, 10% of ``coco`` (by position, so runs are reproducible) is validation; 5% of
     the synthetic wafers always are. Real wafers train with their wafer-level labels only; with
     ``real_folds`` and ``real_holdout`` one lot-disjoint fold is kept out and returned third.
+    ``samples`` (annotated wafers from the store) split 90/10 like ``coco``.
 
     Raises:
         InvalidInputError: No training data.
@@ -235,6 +269,10 @@ def build_datasets(
         k = 0 if val else max(1, len(items) // 10)
         train_set += items[k:]
         val_set += items[:k]
+    if samples:
+        k = max(1, len(samples) // 10) if len(samples) > 1 else 0
+        train_set += samples[k:]
+        val_set += samples[:k]
     if val:
         val_set += coco_samples(val)
     if synth:
@@ -254,5 +292,7 @@ def build_datasets(
             real = [s for s in real if lot_fold(s.lot, real_folds) != real_holdout]
         train_set += real
     if not train_set:
-        raise InvalidInputError("expected training data: coco, synth and/or real_npz; found none")
+        raise InvalidInputError(
+            "expected training data: coco, annotated stored lots, synth and/or real_npz; found none"
+        )
     return train_set, val_set, holdout

@@ -1,7 +1,8 @@
 """The training worker: claims queued jobs from the store and runs them.
 
 Run on the workstation or on any GPU machine that reaches the same store (``waferseg worker``).
-A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``synth``,
+A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``synth``, ``lots``
+(stored lots whose annotated wafers train, with their final masks),
 ``real_npz``, ``arch``, ``epochs``, ``batch_size``, ``lr``, ``seed``, ``epoch_size``, ``device``,
 ``max_minutes``, ``patience``, ``quantize``). While it trains, the worker heartbeats at most every
 ``HEARTBEAT_S`` seconds and stops at the next batch when a cancel was requested; every epoch's
@@ -46,6 +47,9 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         return cancel[0]
 
     try:
+        stored: list[D.Sample] = []
+        if cfg.get("lots"):
+            stored, _ = D.store_samples(store, owner, list(cfg["lots"]))
         train_set, val_set, _ = D.build_datasets(
             coco=cfg.get("coco"),
             val=cfg.get("val"),
@@ -54,6 +58,7 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
             mixed=float(cfg.get("mixed", 0.15)),
             workers=int(cfg.get("workers", 0)),
             real_npz=cfg.get("real_npz"),
+            samples=stored,
         )
         tc = TrainConfig(
             arch=cfg.get("arch", "resnet18-w0.5"),

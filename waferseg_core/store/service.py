@@ -961,6 +961,47 @@ class Store:
                 "epochs": epochs,
             }
 
+    def jobs(self, actor: UserRef, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest jobs with their configuration, last epoch and resulting model version."""
+        _require(actor, "read")
+        with self.sessions() as s:
+            jobs = s.scalars(
+                sa.select(m.TrainingJob).order_by(m.TrainingJob.id.desc()).limit(limit)
+            ).all()
+            ids = [j.id for j in jobs]
+            models = {
+                j: v
+                for j, v in s.execute(
+                    sa.select(m.ModelVersion.job_id, m.ModelVersion.id).where(
+                        m.ModelVersion.job_id.in_(ids)
+                    )
+                )
+            }
+            epochs = {
+                j: n
+                for j, n in s.execute(
+                    sa.select(m.EpochMetric.job_id, sa.func.count(m.EpochMetric.id))
+                    .where(m.EpochMetric.job_id.in_(ids))
+                    .group_by(m.EpochMetric.job_id)
+                )
+            }
+            users = {u.id: u.name for u in s.scalars(sa.select(m.User))}
+            return [
+                {
+                    "id": j.id,
+                    "kind": j.kind,
+                    "status": j.status,
+                    "config": j.config,
+                    "created_by": users.get(j.created_by or -1, ""),
+                    "created_at": j.created_at.isoformat(),
+                    "worker_host": j.worker_host,
+                    "cancel_requested": j.cancel_requested,
+                    "epochs": epochs.get(j.id, 0),
+                    "model_id": models.get(j.id),
+                }
+                for j in jobs
+            ]
+
     # ---- model registry -------------------------------------------------------------------------
 
     def register_model(
