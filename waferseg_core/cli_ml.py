@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from waferseg_core.classes import CLASSES
 from waferseg_core.errors import InvalidInputError
+from waferseg_core.patterns import class_die_counts
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -70,8 +72,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--npz", help="WM-811K npz: wafer-level scores on its labels")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="segment wafers in files; JSON line per wafer")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p = sub.add_parser("predict", help="segment wafers in files or a stored lot; JSON per wafer")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument("--lot", help="a stored lot instead of files (predictions are cached)")
     p.add_argument("--model")
     p.add_argument("--masks-out", help="write <stem>[_<wafer>].png class-id masks here")
     p.set_defaults(func=cmd_predict)
@@ -222,42 +225,82 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from waferseg_core.formats.pngio import encode_gray
     from waferseg_core.inference import Predictor
 
-    pred = Predictor(args.model)
-    maps = [(Path(f), m) for f in args.files for m in read(f)]
-    results = pred.predict([m for _, m in maps])
+    if bool(args.files) == bool(args.lot):
+        raise InvalidInputError("predict needs FILE... or --lot NAME (one of the two)")
     out_dir = Path(args.masks_out) if args.masks_out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    per_file: dict[Path, int] = {}
-    for f, _ in maps:
-        per_file[f] = per_file.get(f, 0) + 1
-    for (f, m), r in zip(maps, results, strict=True):
+    if args.lot:
+        rows = _predict_lot(args)
+    else:
+        pred = Predictor(args.model)
+        maps = [(Path(f), m) for f in args.files for m in read(f)]
+        per_file: dict[Path, int] = {}
+        for f, _ in maps:
+            per_file[f] = per_file.get(f, 0) + 1
+        results = pred.predict([m for _, m in maps])
+        rows = [
+            (
+                str(f),
+                f.stem if per_file[f] == 1 else f"{f.stem}_{m.wafer_id}",
+                m,
+                r.mask,
+                {"pattern": r.pattern, "patterns": r.patterns, "confidence": r.confidence},
+                r.ms,
+            )
+            for (f, m), r in zip(maps, results, strict=True)
+        ]
+    for file, name, m, mask, verdict, ms in rows:
+        counts = class_die_counts(mask, m.grid)
         row = {
-            "file": str(f),
+            "file": file,
             "lot": m.lot,
             "wafer": m.wafer_id,
-            "pattern": r.pattern,
-            "patterns": r.patterns,
-            "confidence": round(r.confidence, 4),
-            "class_dies": r.class_dies,
-            "ms": round(r.ms, 3),
+            "pattern": verdict["pattern"],
+            "patterns": verdict["patterns"],
+            "confidence": round(verdict["confidence"], 4),
+            "class_dies": {CLASSES[i].name: c for i, c in enumerate(counts) if i and c},
+            "ms": round(ms, 3),
         }
         if out_dir:
-            name = f.stem if per_file[f] == 1 else f"{f.stem}_{m.wafer_id}"
             path = out_dir / f"{name}.png"
-            path.write_bytes(
-                encode_gray(
-                    r.mask,
-                    {
-                        "waferseg:kind": "class-mask",
-                        "waferseg:lot": m.lot,
-                        "waferseg:wafer": m.wafer_id,
-                    },
-                )
-            )
+            meta = {
+                "waferseg:kind": "class-mask",
+                "waferseg:lot": m.lot,
+                "waferseg:wafer": m.wafer_id,
+            }
+            path.write_bytes(encode_gray(mask, meta))
             row["mask"] = str(path)
         _emit(row)
     return 0
+
+
+def _predict_lot(
+    args: argparse.Namespace,
+) -> list[tuple[str, str, Any, Any, dict[str, Any], float]]:
+    """(file, mask name, map, mask, verdict, ms) of a stored lot's wafers, through the cache."""
+    from waferseg_core.cli_store import login, open_store
+    from waferseg_core.inference import Predictor
+    from waferseg_core.store.predict import predict_stored, resolve_model
+
+    store = open_store(args)
+    user = login(store, args)
+    ids = [r["id"] for r in store.list_wafers(user, lot=args.lot)]
+    if not ids:
+        raise InvalidInputError(f"lot {args.lot!r} holds no wafers (or does not exist)")
+    pred = Predictor(resolve_model(store, user, args.model))
+    out: list[tuple[str, str, Any, Any, dict[str, Any], float]] = []
+    chunks = predict_stored(store, user, pred, ids)
+    while True:
+        t = time.perf_counter()
+        chunk = next(chunks, None)
+        if chunk is None:
+            return out
+        ms = (time.perf_counter() - t) * 1000 / len(chunk)  # cached wafers cost a read only
+        for p in chunk:
+            verdict = {"pattern": p.pattern, "patterns": p.patterns, "confidence": p.confidence}
+            name = f"{args.lot}_{p.wafer.wafer_id}_{p.wafer_id}"
+            out.append((p.wafer.source_file, name, p.wafer, p.mask, verdict, ms))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

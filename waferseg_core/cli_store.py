@@ -71,6 +71,28 @@ def add_commands(sub: Any) -> None:
     ad.add_argument("--redo", action="store_true", help="also wafers adjudicated before")
     ad.set_defaults(func=cmd_review_adjudicate)
 
+    p = sub.add_parser("al", help="active learning: which wafers to annotate next")
+    als = p.add_subparsers(dest="al_cmd", required=True)
+    q = als.add_parser("query", help="queue the most useful unannotated wafers (JSON lines)")
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--lot")
+    where.add_argument("--all", action="store_true", help="every lot's unannotated wafers")
+    q.add_argument("--strategy", required=True, choices=list(_strategies()))
+    q.add_argument("--budget", type=int, required=True)
+    q.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
+    q.add_argument("--checkpoint", help="torch checkpoint of the model, for bald")
+    q.add_argument("--diversity", type=float, default=0.4, help="hybrid's share of diversity")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_al_query)
+    ls_ = als.add_parser("list", help="the queued wafers in order (JSON lines)")
+    ls_.set_defaults(func=cmd_al_list)
+
+    p = sub.add_parser("similar", help="most similar stored wafers by model embedding")
+    p.add_argument("wafer_id", type=int, metavar="WAFER_ID")
+    p.add_argument("--top", type=int, default=10)
+    p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
+    p.set_defaults(func=cmd_similar)
+
     p = sub.add_parser("export", help="export a lot: COCO, CSV, inked G85/E142 or PNG masks")
     p.add_argument("kind", choices=["coco", "csv", "g85", "e142", "png"])
     p.add_argument("--lot", required=True)
@@ -174,6 +196,61 @@ def cmd_review_adjudicate(args: argparse.Namespace) -> int:
         done += 1
     if not done:
         _emit({"lot": args.lot, "adjudicated": 0})
+    return 0
+
+
+def _strategies() -> tuple[str, ...]:
+    from waferseg_core.ml.active import STRATEGIES
+
+    return STRATEGIES
+
+
+def _predictor(store: Any, user: Any, model: str | None) -> Any:
+    from waferseg_core.inference import Predictor
+    from waferseg_core.store.predict import resolve_model
+
+    return Predictor(resolve_model(store, user, model))
+
+
+def cmd_al_query(args: argparse.Namespace) -> int:
+    """Queue wafers to annotate; one JSON line per queued wafer, best first."""
+    from waferseg_core.store.al_ops import query
+
+    store = open_store(args)
+    user = login(store, args)
+    picks = query(
+        store,
+        user,
+        _predictor(store, user, args.model),
+        args.strategy,
+        args.budget,
+        lot=None if args.all else args.lot,
+        checkpoint=args.checkpoint,
+        diversity_weight=args.diversity,
+        seed=args.seed,
+    )
+    for row in picks:
+        _emit(row)
+    return 0
+
+
+def cmd_al_list(args: argparse.Namespace) -> int:
+    """The active-learning queue in order."""
+    store = open_store(args)
+    user = login(store, args)
+    for row in store.al_queue(user):
+        _emit(row)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    """The most similar wafers, best first."""
+    from waferseg_core.store.al_ops import similar
+
+    store = open_store(args)
+    user = login(store, args)
+    for row in similar(store, user, _predictor(store, user, args.model), args.wafer_id, args.top):
+        _emit(row)
     return 0
 
 

@@ -49,6 +49,7 @@ class Prediction:
     class_dies: dict[str, int]
     wafer_probs: dict[str, float]
     embedding: npt.NDArray[np.float32]
+    margin: float = 1.0  # mean gap between the two likeliest classes over the wafer's dies
     ms: float = 0.0
     model_hash: str = ""
     extra: dict[str, object] = field(default_factory=dict)
@@ -165,6 +166,8 @@ class Predictor:
         mask[~on] = 0
         pmax = prob.max(0).astype(np.float32)
         ent = (-(prob * np.log(np.clip(prob, 1e-12, 1.0))).sum(0)).astype(np.float32)
+        top2 = np.partition(prob, -2, axis=0)[-2:]
+        gap = top2[1] - top2[0]
         pmax[~on] = 0
         ent[~on] = 0
         wafer_probs = 0.5 * (1.0 + np.tanh(0.5 * wafer_logits))  # the sigmoid, without overflow
@@ -183,6 +186,7 @@ class Predictor:
                 name: round(float(p), 4) for name, p in zip(WAFER_LABELS, wafer_probs, strict=True)
             },
             embedding=emb.astype(np.float32),
+            margin=float(gap[on].mean()) if on.any() else 1.0,
             ms=ms,
             model_hash=self.hash,
         )

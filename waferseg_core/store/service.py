@@ -848,6 +848,76 @@ class Store:
             )
             return added
 
+    # ---- embeddings and the active-learning queue ------------------------------------------------
+
+    def save_embeddings(self, actor: UserRef, model_hash: str, vectors: dict[int, Any]) -> int:
+        """Keep wafers' embedding vectors under a model (existing ones are kept); returns added."""
+        _require(actor, "infer")
+        if not vectors:
+            return 0
+        with self.writes() as s, s.begin():
+            have = set(
+                s.scalars(
+                    sa.select(m.Embedding.wafer_id).where(
+                        m.Embedding.model_hash == model_hash,
+                        m.Embedding.wafer_id.in_(list(vectors)),
+                    )
+                )
+            )
+            added = 0
+            for wid, vec in vectors.items():
+                if wid not in have:
+                    blob = np.ascontiguousarray(vec, np.float32).tobytes()
+                    s.add(m.Embedding(wafer_id=wid, model_hash=model_hash, vector=blob))
+                    added += 1
+            return added
+
+    def embeddings(
+        self, actor: UserRef, model_hash: str, wafer_ids: Sequence[int] | None = None
+    ) -> dict[int, Any]:
+        """Stored embeddings under a model (of the given wafers, or all), as float32 vectors."""
+        _require(actor, "read")
+        with self.sessions() as s:
+            q = sa.select(m.Embedding.wafer_id, m.Embedding.vector).where(
+                m.Embedding.model_hash == model_hash
+            )
+            if wafer_ids is not None:
+                q = q.where(m.Embedding.wafer_id.in_(list(wafer_ids)))
+            return {w: np.frombuffer(v, np.float32) for w, v in s.execute(q)}
+
+    def queue_al(self, actor: UserRef, strategy: str, picks: Sequence[tuple[int, float]]) -> int:
+        """Replace the still-queued active-learning items by these (wafer id, score), in order."""
+        _require(actor, "infer")
+        with self.writes() as s, s.begin():
+            s.execute(sa.delete(m.ALQueueItem).where(m.ALQueueItem.status == "queued"))
+            for rank, (wid, score) in enumerate(picks, start=1):
+                s.add(m.ALQueueItem(wafer_id=wid, strategy=strategy, score=float(score), rank=rank))
+            return len(picks)
+
+    def al_queue(self, actor: UserRef) -> list[dict[str, Any]]:
+        """The queued wafers in rank order, with their lot, key and annotation status."""
+        _require(actor, "read")
+        with self.sessions() as s:
+            q = (
+                sa.select(m.ALQueueItem, m.Wafer.wafer_key, m.Wafer.status, m.Lot.name)
+                .join(m.Wafer, m.Wafer.id == m.ALQueueItem.wafer_id)
+                .join(m.Lot, m.Lot.id == m.Wafer.lot_id)
+                .where(m.ALQueueItem.status == "queued")
+                .order_by(m.ALQueueItem.rank)
+            )
+            return [
+                {
+                    "rank": it.rank,
+                    "wafer_id": it.wafer_id,
+                    "lot": lot,
+                    "wafer": key,
+                    "strategy": it.strategy,
+                    "score": it.score,
+                    "wafer_status": status,
+                }
+                for it, key, status, lot in s.execute(q)
+            ]
+
     # ---- jobs -----------------------------------------------------------------------------------
 
     def enqueue_job(self, actor: UserRef, config: dict[str, Any], kind: str = "train") -> int:
