@@ -67,10 +67,10 @@ def _min_distances(
     """Cosine distance of each pool wafer to its nearest labelled one (1 when none is labelled)."""
     if labelled.shape[0] == 0:
         return np.ones(pool.shape[0])
-    d = np.full(pool.shape[0], np.inf)
+    d: npt.NDArray[np.float64] = np.full(pool.shape[0], np.inf)
     for k in range(0, labelled.shape[0], 4096):  # bounded memory on big labelled sets
         d = np.minimum(d, (1.0 - pool @ labelled[k : k + 4096].T).min(1))
-    return np.clip(d, 0.0, 2.0)
+    return np.clip(d, 0.0, 2.0).astype(np.float64)
 
 
 def greedy(
