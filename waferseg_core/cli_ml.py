@@ -60,6 +60,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this"
     )
+    p.add_argument(
+        "--unlabeled", nargs="+", metavar="DIR", help="wafer files or folders for FixMatch"
+    )
+    p.add_argument("--threshold", type=float, default=0.95, help="FixMatch pseudo-label confidence")
     p.add_argument("--no-quantize", action="store_true")
     p.add_argument("--no-export", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -99,14 +103,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         import torch
     except ImportError:
         raise InvalidInputError("waferseg train needs torch: install the 'train' extra") from None
-    from waferseg_core.ml.data import build_datasets
+    from waferseg_core.ml.data import build_datasets, unlabeled_samples
     from waferseg_core.ml.train import TrainConfig, evaluate_samples, load_model, nan_to_none, train
 
     if not args.coco and not args.synth and not args.real_npz:
         raise InvalidInputError(
             "expected training data: --coco FILE, --synth N and/or --real-npz FILE"
         )
+    if not 0.0 < args.threshold <= 1.0:
+        raise InvalidInputError(f"--threshold must be within (0, 1], found {args.threshold}")
     out = Path(args.out)
+    unlabeled = unlabeled_samples(args.unlabeled) if args.unlabeled else []
     train_set, val_set, real_holdout = build_datasets(
         coco=args.coco,
         val=args.val,
@@ -128,14 +135,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         epoch_size=args.epoch_size,
         workers=args.workers,
         max_seconds=args.max_minutes * 60,
+        fixmatch=bool(unlabeled),
+        threshold=args.threshold,
     )
     t0 = time.perf_counter()
-    for row in train(cfg, train_set, val_set, out):
+    for row in train(cfg, train_set, val_set, out, unlabeled=unlabeled):
         _emit({"event": "epoch", **nan_to_none(row)})
     summary: dict[str, Any] = {
         "event": "done",
         "out": str(out),
         "train_wafers": len(train_set),
+        "unlabeled_wafers": len(unlabeled),
         "val_wafers": len(val_set),
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -111,6 +111,29 @@ def store_samples(store: Any, actor: Any, lots: Sequence[str]) -> tuple[list[Sam
     return labelled, unlabelled
 
 
+def unlabeled_samples(paths: Sequence[str | Path]) -> list[Sample]:
+    """Every wafer of these files or folders, unlabelled (for FixMatch).
+
+    Raises:
+        InvalidInputError: Nothing readable was found.
+    """
+    from waferseg_core.errors import InvalidInputError
+    from waferseg_core.formats import read_many
+
+    got = read_many(paths)
+    out = [
+        Sample(m.grid, None, np.zeros(len(WAFER_LABELS), np.float32), lot)
+        for lot, maps in got.lots.items()
+        for m in maps
+    ]
+    if not out:
+        bad = f"; {len(got.errors)} unreadable, first: {got.errors[0]}" if got.errors else ""
+        raise InvalidInputError(
+            f"expected wafer files in {', '.join(map(str, paths))}, found none{bad}"
+        )
+    return out
+
+
 def labelled_samples(
     grids: Sequence[npt.NDArray[np.uint8]], labels: Sequence[str], lots: Sequence[str]
 ) -> list[Sample]:
@@ -175,6 +198,70 @@ class Augment:
         if not (g > 0).any():  # never hand the model an empty wafer
             return grid, mask
         return g, (m if mask is not None else None)
+
+
+class FixMatchViews:
+    """FixMatch's two views of an unlabelled wafer.
+
+    Weak: one of the eight flips/90-degree rotations. Strong, made from the weak view together
+    with the pseudo-labels predicted on it (so labels and dies stay aligned): a grid or elastic
+    distortion with nearest neighbour, die dropout and a cutout square; dies that the strong view
+    removed lose their pseudo-label.
+    """
+
+    def __init__(self, seed: int, dropout: float = 0.05, cutout: float = 0.25) -> None:
+        import albumentations as A  # noqa: N812
+        import cv2
+
+        self.rng = np.random.default_rng(seed)
+        self.dropout, self.cutout = dropout, cutout
+        nearest = {
+            "interpolation": cv2.INTER_NEAREST,
+            "mask_interpolation": cv2.INTER_NEAREST,
+            "border_mode": cv2.BORDER_CONSTANT,
+        }
+        self.warp = A.Compose(
+            [
+                A.OneOf(
+                    [
+                        A.GridDistortion(num_steps=5, distort_limit=0.25, **nearest, p=1.0),
+                        A.ElasticTransform(alpha=8.0, sigma=4.0, **nearest, p=1.0),
+                    ],
+                    p=0.8,
+                )
+            ],
+            seed=int(seed),
+        )
+
+    def weak(self, grid: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+        """A random flip/rotation of the grid."""
+        g = np.rot90(grid, int(self.rng.integers(4)))
+        return np.ascontiguousarray(g[:, ::-1] if self.rng.random() < 0.5 else g)
+
+    def strong(
+        self,
+        grid: npt.NDArray[np.uint8],
+        labels: npt.NDArray[np.uint8],
+        keep: npt.NDArray[np.bool_],
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.bool_]]:
+        """(grid, pseudo-labels, which dies count) of the strong view of a weak view."""
+        out = self.warp(image=grid, masks=[labels, keep.astype(np.uint8)])
+        g = out["image"].copy()
+        lab, k = out["masks"][0].copy(), out["masks"][1].astype(bool)
+        on = g > 0
+        drop = on & (self.rng.random(g.shape) < self.dropout)
+        h, w = g.shape
+        side = max(1, int(min(h, w) * self.rng.uniform(0.1, self.cutout)))
+        r, c = (
+            int(self.rng.integers(0, max(1, h - side))),
+            int(self.rng.integers(0, max(1, w - side))),
+        )
+        drop[r : r + side, c : c + side] = True
+        g[drop] = 0
+        k &= g > 0
+        if not (g > 0).any():  # never hand the model an empty wafer
+            return grid, labels, keep
+        return g, lab, k
 
 
 def to_arrays(

@@ -22,10 +22,10 @@ from torch import nn
 
 from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
-from waferseg_core.ml.data import Augment, Sample, batches, bucket_of, to_arrays
+from waferseg_core.ml.data import Augment, FixMatchViews, Sample, batches, bucket_of, to_arrays
 from waferseg_core.ml.losses import class_weights, combined_loss, mil_loss, wafer_loss
 from waferseg_core.ml.model import NUM_CLASSES, create_model
-from waferseg_core.modelio import IGNORE
+from waferseg_core.modelio import IGNORE, encode, padded_size
 
 
 @dataclass
@@ -54,6 +54,10 @@ class TrainConfig:
     epoch_size: int = 0  # samples drawn per epoch (0: the training set's size)
     workers: int = 0  # DataLoader worker processes building batches
     max_seconds: float = 0.0  # stop after the epoch that passes this wall time (0: no limit)
+    fixmatch: bool = False  # learn from unlabelled wafers too (needs ``unlabeled`` in train())
+    threshold: float = 0.95  # FixMatch: per-die confidence a pseudo-label needs
+    unlabeled_weight: float = 1.0  # FixMatch: weight of the unlabelled loss once ramped up
+    ramp_epochs: int = 5  # FixMatch: epochs over which that weight ramps up linearly
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,6 +106,44 @@ class _Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, torch.
             info = torch.utils.data.get_worker_info()
             self.aug = Augment(self.seed * 1000 + (info.id if info else 0))
         return _arrays(self.samples, self.plan[k], self.aug)
+
+
+def fixmatch_loss(
+    model: nn.Module,
+    unlabeled: Sequence[Sample],
+    idx: list[int],
+    views: FixMatchViews,
+    threshold: float,
+    device: torch.device,
+) -> tuple[torch.Tensor, float]:
+    """FixMatch's unlabelled loss on a batch, and the share of dies whose pseudo-label counted.
+
+    Pseudo-labels come from the weak views without gradient; the strong views learn them where
+    the model was at least ``threshold`` sure.
+    """
+    weak = [views.weak(unlabeled[i].grid) for i in idx]
+    size = max(padded_size(max(g.shape) + 2) for g in weak)
+    xw = torch.from_numpy(np.stack([encode(g, (size, size)) for g in weak])).to(device)
+    with torch.no_grad():
+        conf_t, lab_t = torch.softmax(model(xw)[0].float(), 1).max(1)
+    conf, lab = conf_t.cpu().numpy(), lab_t.cpu().numpy().astype(np.uint8)
+    xs, ys, on_total, kept_total = [], [], 0, 0
+    for j, g in enumerate(weak):
+        h, w = g.shape
+        keep = (conf[j, :h, :w] >= threshold) & (g > 0)
+        gs, ls, ks = views.strong(g, lab[j, :h, :w], keep)
+        xs.append(encode(gs, (size, size)))
+        y = np.full((size, size), IGNORE, np.uint8)
+        y[: gs.shape[0], : gs.shape[1]] = np.where(ks, ls, IGNORE)
+        ys.append(y)
+        on_total += int((g > 0).sum())
+        kept_total += int(ks.sum())
+    kept = kept_total / max(on_total, 1)
+    if not kept_total:
+        return torch.zeros((), device=device), 0.0
+    seg, _, _ = model(torch.from_numpy(np.stack(xs)).to(device))
+    target = torch.from_numpy(np.stack(ys)).long().to(device)
+    return nn.functional.cross_entropy(seg.float(), target, ignore_index=IGNORE), kept
 
 
 @torch.no_grad()
@@ -163,8 +205,12 @@ def train(
     *,
     resume: bool = True,
     cancelled: Callable[[], bool] = lambda: False,
+    unlabeled: Sequence[Sample] = (),
 ) -> Iterator[dict[str, Any]]:
-    """Train, yielding a metrics dict per epoch; checkpoints and metrics.jsonl go to ``out``."""
+    """Train, yielding a metrics dict per epoch; checkpoints and metrics.jsonl go to ``out``.
+
+    With ``cfg.fixmatch`` every step also learns from a batch of ``unlabeled`` wafers (FixMatch).
+    """
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
@@ -205,6 +251,10 @@ def train(
         t0 = time.perf_counter()
         model.train()
         total = n = 0.0
+        u_total = kept_total = u_steps = 0.0
+        use_fixmatch = cfg.fixmatch and len(unlabeled) > 0
+        views = FixMatchViews(cfg.seed * 1000 + epoch) if use_fixmatch else None
+        u_weight = cfg.unlabeled_weight * min(1.0, (epoch + 1) / max(1, cfg.ramp_epochs))
         plan = list(
             batches(
                 train_set,
@@ -241,6 +291,15 @@ def train(
                 if weak.any() and cfg.mil_weight:
                     on = (x[weak, 0] < 0.5).float()
                     loss = loss + cfg.mil_weight * mil_loss(seg[weak], labels[weak], on)
+                if views is not None:
+                    pick = rng.choice(len(unlabeled), size=min(len(x), len(unlabeled)))
+                    u_loss, kept = fixmatch_loss(
+                        model, unlabeled, pick.tolist(), views, cfg.threshold, device
+                    )
+                    loss = loss + u_weight * u_loss
+                    u_total += float(u_loss.detach())
+                    kept_total += kept
+                    u_steps += 1
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
             scaler.unscale_(opt)
@@ -266,6 +325,15 @@ def train(
             "wafers_per_s": round(n / max(time.perf_counter() - t0, 1e-9), 1),
             "device": device.type,
             "amp": use_amp,
+            **(
+                {
+                    "unlabeled_loss": round(u_total / max(u_steps, 1), 5),
+                    "pseudo_kept": round(kept_total / max(u_steps, 1), 4),
+                    "unlabeled_weight": round(u_weight, 4),
+                }
+                if use_fixmatch
+                else {}
+            ),
             **{k: v for k, v in report.items() if k not in ("confusion", "labels")},
         }
         ck = {

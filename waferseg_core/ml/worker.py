@@ -4,10 +4,12 @@ Run on the workstation or on any GPU machine that reaches the same store (``wafe
 A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``synth``, ``lots``
 (stored lots whose annotated wafers train, with their final masks),
 ``real_npz``, ``arch``, ``epochs``, ``batch_size``, ``lr``, ``seed``, ``epoch_size``, ``device``,
-``max_minutes``, ``patience``, ``quantize``). While it trains, the worker heartbeats at most every
-``HEARTBEAT_S`` seconds and stops at the next batch when a cancel was requested; every epoch's
-metrics go to the store; at the end the model is exported to ONNX (parity-checked) and recorded as
-a model version with its metrics. A job that raises is marked failed with its traceback.
+``max_minutes``, ``patience``, ``quantize``, ``fixmatch`` with ``threshold`` and ``unlabeled``
+(files or folders; with ``lots``, their unannotated wafers join in)). While it trains, the
+worker heartbeats at most every ``HEARTBEAT_S`` seconds and stops at the next batch when a
+cancel was requested; every epoch's metrics go to the store; at the end the model is exported to
+ONNX (parity-checked) and recorded as a model version with its metrics. A job that raises is
+marked failed with its traceback.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
 
     try:
         stored: list[D.Sample] = []
+        unlabeled: list[D.Sample] = []
         if cfg.get("lots"):
-            stored, _ = D.store_samples(store, owner, list(cfg["lots"]))
+            stored, unlabeled = D.store_samples(store, owner, list(cfg["lots"]))
+        if cfg.get("unlabeled"):
+            unlabeled += D.unlabeled_samples(list(cfg["unlabeled"]))
         train_set, val_set, _ = D.build_datasets(
             coco=cfg.get("coco"),
             val=cfg.get("val"),
@@ -71,9 +76,11 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
             workers=int(cfg.get("workers", 0)),
             max_seconds=float(cfg.get("max_minutes", 0)) * 60,
             patience=int(cfg.get("patience", 6)),
+            fixmatch=bool(cfg.get("fixmatch")),
+            threshold=float(cfg.get("threshold", 0.95)),
         )
         out = out_root / f"job-{job_id}"
-        for row in train(tc, train_set, val_set, out, cancelled=cancelled):
+        for row in train(tc, train_set, val_set, out, cancelled=cancelled, unlabeled=unlabeled):
             store.add_epoch(job_id, int(row["epoch"]), nan_to_none(row))
         if cancel[0] or cancelled():
             store.finish_job(job_id, "cancelled")
