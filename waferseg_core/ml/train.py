@@ -237,7 +237,7 @@ def train(
                 torch.from_numpy(s.mask[s.grid > 0]).long(), minlength=NUM_CLASSES
             )
     weight = class_weights(counts).to(device)
-    start, best, stale = 0, -1.0, 0
+    start, best, stale = 0, -math.inf, 0
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
     if resume and last_path.exists():
         ck = torch.load(last_path, map_location=device, weights_only=True)
