@@ -41,6 +41,7 @@ from app.editor import Editor
 from app.import_worker import ImportWorker
 from app.predict_worker import PredictWorker
 from app.render import grid_image, heat_image
+from app.tools import ToolsMixin
 from app.wafer_view import WaferView
 from waferseg_core import settings as prefs_io
 from waferseg_core.classes import PATTERN_CLASSES
@@ -55,7 +56,7 @@ COLUMNS = ["Wafer", "Pattern", "Conf.", "Unc.", "Fail %", "Status"]
 FAIL_COL, STATUS_COL = 4, 5
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ToolsMixin, QMainWindow):
     """Browse the store's lots, look at wafers with annotations and predictions."""
 
     lot_predicted = Signal(float)  # ms for the whole lot
@@ -228,6 +229,8 @@ class MainWindow(QMainWindow):
         prefs.setShortcut(QKeySequence("Ctrl+,"))
         prefs.triggered.connect(self.open_settings)
         menu.addAction(prefs)
+        menu.addSeparator()
+        self._make_tools_menus(menu)
         for act in (open_files, open_folder):
             act.setEnabled(self.user.can("import"))
 
@@ -637,6 +640,10 @@ class MainWindow(QMainWindow):
         self._annotations = self.editor.mask()
         self.view.show_wafer(self._wafer, None)
         self._update_overlay()
+
+    def reload_current(self) -> None:
+        """Reload the wafer shown (after someone else changed its annotations)."""
+        self._open_current(self.browser.currentItem(), None)
 
     def _update_overlay(self) -> None:
         if self._wafer is None:

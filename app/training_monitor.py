@@ -46,7 +46,9 @@ JOB_COLUMNS = ["Job", "Status", "By", "Epochs", "Arch", "LR", "Data", "Model"]
 HYPER = ("arch", "epochs", "lr", "batch_size", "synth", "lots", "device", "seed", "fixmatch")
 
 
-def _data_text(cfg: dict[str, Any]) -> str:
+def _data_text(cfg: dict[str, Any], kind: str = "train") -> str:
+    if kind != "train":
+        return f"{kind}: {cfg.get('strategy', '')} budget {cfg.get('budget', '')}"
     parts = []
     if cfg.get("lots"):
         parts.append("lots " + ", ".join(cfg["lots"]))
@@ -204,7 +206,7 @@ class TrainingMonitor(QWidget):
                 f"{j['epochs']}/{cfg.get('epochs', '?')}",
                 str(cfg.get("arch", "")),
                 str(cfg.get("lr", "")),
-                _data_text(cfg),
+                _data_text(cfg, j["kind"]),
                 "" if j["model_id"] is None else f"#{j['model_id']}",
             ]
             for k, v in enumerate(values):

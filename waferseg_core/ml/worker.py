@@ -116,6 +116,33 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         return "failed"
 
 
+def run_al_job(store: Store, job: dict[str, Any]) -> str:
+    """An active-learning query (BALD needs torch, so the app hands it to a worker)."""
+    from waferseg_core.inference import Predictor
+    from waferseg_core.store.al_ops import query
+
+    job_id = int(job["id"])
+    cfg = dict(job["config"])
+    try:
+        owner = store.job_owner(job_id)
+        picks = query(
+            store,
+            owner,
+            Predictor(cfg.get("model") or None),
+            str(cfg.get("strategy", "bald")),
+            int(cfg.get("budget", 20)),
+            lot=cfg.get("lot"),
+            checkpoint=cfg.get("checkpoint") or None,
+            seed=int(cfg.get("seed", 0)),
+        )
+        store.add_epoch(job_id, 0, {"queued": len(picks)})
+        store.finish_job(job_id, "succeeded")
+        return "succeeded"
+    except Exception:  # reported in the store like a crashed training job
+        store.finish_job(job_id, "failed", traceback.format_exc())
+        return "failed"
+
+
 def work(
     store: Store,
     out_root: Path,
@@ -129,13 +156,15 @@ def work(
     host = host or socket.gethostname()
     done = 0
     while True:
-        job = store.claim_job(host, kinds=("train",))
+        job = store.claim_job(host, kinds=("train", "al_query"))
         if job is None:
             if once:
                 return done
             time.sleep(poll_s)
             continue
         emit({"event": "claimed", "job": job["id"], "host": host})
-        status = run_job(store, job, out_root)
+        status = (
+            run_al_job(store, job) if job["kind"] == "al_query" else run_job(store, job, out_root)
+        )
         emit({"event": "finished", "job": job["id"], "status": status})
         done += 1

@@ -1,0 +1,77 @@
+"""The main window's tools: AL queue panel, the tool windows from the menus, exports."""
+
+import csv
+
+from app.al_panel import ALPanel
+from app.dashboard import DashboardWindow
+from app.review_view import ReviewWindow
+from app.training_monitor import TrainingMonitor
+from tests.app.test_main_window import make
+from waferseg_core.demo import DEMO_COUNT, DEMO_LOT
+from waferseg_core.ml.worker import work
+
+
+def test_al_panel_queries_and_opens_wafers_in_order(qtbot, demo_store, predictor, settings):
+    store, user = demo_store
+    new = [r for r in store.list_wafers(user, lot=DEMO_LOT) if r["status"] == "new"]
+    assert len(new) >= 2
+    win = make(qtbot, demo_store, predictor, settings)
+    panel = win.open_al()
+    assert isinstance(panel, ALPanel) and win.open_al() is panel  # one window, kept
+    panel.strategy.setCurrentText("entropy")
+    panel.budget.setValue(5)
+    panel.lot.setCurrentText(DEMO_LOT)
+    n = min(5, len(new))
+    assert panel.run_query() == n
+    assert [r["rank"] for r in panel.rows] == list(range(1, n + 1))
+    assert panel.table.rowCount() == n and f"{n} queued" in panel.status.text()
+    assert {r["wafer_id"] for r in panel.rows} <= {r["id"] for r in new}
+    first = next(r for r in panel.rows if r["wafer_status"] == "new")
+    with qtbot.waitSignal(panel.open_wafer) as sig:
+        assert panel.open_next()
+    assert sig.args == [first["lot"], first["wafer"]]
+    assert win.browser.currentItem().text(0) == first["wafer"]  # the main window followed
+
+
+def test_bald_from_the_panel_becomes_a_worker_job(qtbot, demo_store, predictor, tmp_path):
+    store, user = demo_store
+    panel = ALPanel(store, user, predictor)
+    qtbot.addWidget(panel)
+    panel.strategy.setCurrentText("bald")
+    panel.checkpoint.setText(str(tmp_path / "missing.pt"))
+    assert panel.run_query() == 0 and "queued as job" in panel.status.text()
+    (job,) = store.jobs(user)
+    assert job["kind"] == "al_query" and job["config"]["strategy"] == "bald"
+    assert work(store, tmp_path / "jobs", once=True) == 1
+    failed = store.job(user, job["id"])
+    assert failed["status"] == "failed" and "missing.pt" in failed["error_text"]
+
+
+def test_menus_open_each_tool(qtbot, demo_store, predictor, settings):
+    win = make(qtbot, demo_store, predictor, settings)
+    titles = {a.text() for m in win.menuBar().actions() for a in m.menu().actions()}
+    assert {"Compare annotators…", "Dashboard…", "Training monitor…"} <= titles
+    assert isinstance(win.open_review(), ReviewWindow)
+    assert isinstance(win.open_dashboard(), DashboardWindow)
+    mon = win.open_training()
+    assert isinstance(mon, TrainingMonitor)
+    mon.timer.stop()
+    assert win.open_review().lot_box.currentText() == DEMO_LOT
+    for w in win.tools.values():
+        w.close()
+
+
+def test_export_from_the_window_and_cancel(qtbot, demo_store, predictor, settings, tmp_path):
+    win = make(qtbot, demo_store, predictor, settings)
+    out = tmp_path / "lot.csv"
+    worker = win.export_lot("csv", str(out))
+    with qtbot.waitSignal(worker.done, timeout=60_000) as sig:
+        pass
+    assert sig.args[0]["wafers"] == DEMO_COUNT
+    assert len(list(csv.DictReader(out.open()))) == DEMO_COUNT
+    worker = win.export_lot("png", str(tmp_path / "masks"))
+    worker.stop()  # cancelled before the first wafer is done
+    with qtbot.waitSignal(worker.failed, timeout=60_000) as sig:
+        pass
+    assert "cancelled" in sig.args[0] and not (tmp_path / "masks").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".masks")]  # no staging left
