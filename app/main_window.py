@@ -714,9 +714,10 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.editor.selected = int(item.data(Qt.ItemDataRole.UserRole))
 
     def accept_lot_predictions(self) -> int:
-        """Replace every predicted wafer's annotations of the lot by its prediction.
+        """Replace your annotations of every predicted wafer of the lot by its prediction.
 
-        The regions are saved as model annotations; returns the number of wafers changed.
+        The regions are saved as model annotations (other annotators' stay); returns the number
+        of wafers changed.
         """
         changed = 0
         for wid, pred in list(self.predictions.items()):

@@ -80,3 +80,16 @@ def test_connected_region_is_four_connected():
     assert connected_region(sel, 0, 0).astype(int).tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 0]]
     assert not connected_region(sel, 0, 2).any()  # not selected
     assert connected_region(sel, 2, 2).sum() == 1  # diagonal neighbours do not join
+
+
+def test_replacing_keeps_the_other_annotators_and_the_consensus(tmp_path):
+    store, ids = make_reviewed_lot(f"sqlite:///{tmp_path / 's.sqlite'}")
+    ann, bob, rev = (store.login(n, "pw") for n in ("ann", "bob", "rev"))
+    wm = wafer_masks(store, rev, ids[1])
+    store.save_consensus(rev, ids[1], wm.by_annotator["ann"], method="chosen per region")
+    store.replace_annotations(bob, ids[1], wm.by_annotator["ann"], source="model")
+    after = wafer_masks(store, rev, ids[1])
+    assert np.array_equal(after.by_annotator["ann"], wm.by_annotator["ann"])  # ann's untouched
+    assert np.array_equal(after.by_annotator["bob"], wm.by_annotator["ann"])  # bob's replaced
+    assert after.consensus is not None and after.sources["bob"] == {"model"}
+    store.close()

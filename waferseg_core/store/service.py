@@ -539,9 +539,10 @@ class Store:
         source: str = "model",
         model_version: str = "",
     ) -> list[int]:
-        """Replace a wafer's annotations by one region per class of ``mask``, in one transaction.
+        """Replace the actor's annotations of a wafer by one region per class of ``mask``.
 
-        The old ones are soft-deleted with revisions, so nothing is lost.
+        One transaction; the old ones are soft-deleted with revisions, so nothing is lost. Other
+        annotators' annotations and the consensus stay: each annotator owns their own mask.
         """
         from waferseg_core.geometry import geometry_from_mask, to_geojson
 
@@ -549,7 +550,10 @@ class Store:
         with self.writes() as s, s.begin():
             for old in s.scalars(
                 sa.select(m.Annotation).where(
-                    m.Annotation.wafer_id == wafer_id, m.Annotation.deleted.is_(False)
+                    m.Annotation.wafer_id == wafer_id,
+                    m.Annotation.deleted.is_(False),
+                    m.Annotation.author_id == actor.id,
+                    m.Annotation.source != "consensus",
                 )
             ).all():
                 self._versioned_change(

@@ -1,0 +1,108 @@
+"""Screenshots of the review, dashboard, active-learning and training windows for the manual.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py docs/img
+    xvfb-run -a .venv/bin/python scripts/screenshots.py docs/img       # the same under X
+
+Builds a throw-away store in a temporary folder: the demo lot, a lot annotated by three people
+who disagree the way real annotators do (a shifted edge, a missed scratch, a class swap), a small
+training job run by the worker, and an active-learning query; then grabs each window.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _annotators(store, admin, lot: str) -> None:  # type: ignore[no-untyped-def]
+    from waferseg_core.synth import generate_wafer
+
+    people = [store.add_user(admin, n, "annotator", "pw") for n in ("ana", "ben", "chen")]
+    made = [generate_wafer(21, i) for i in range(12)]
+    ids = store.import_lot(admin, lot, [sw.wafer for sw in made])
+    rng = np.random.default_rng(0)
+    for wid, sw in zip(ids, made, strict=True):
+        for k, who in enumerate(people):
+            mask = sw.mask.copy()
+            if k == 1:  # ben draws the pattern a die or two wider
+                grown = np.zeros_like(mask)
+                for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+                    grown = np.maximum(grown, np.roll(mask, (dr, dc), (0, 1)))
+                mask = np.where(mask > 0, mask, grown)
+            if k == 2 and rng.random() < 0.5:  # chen calls Loc what the others call Edge-Loc
+                mask[mask == 3] = 5
+            mask[sw.wafer.grid == 0] = 0
+            store.replace_annotations(who, wid, mask, source="manual")
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img")
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    tmp = Path(tempfile.mkdtemp(prefix="waferseg-shots-"))
+    os.environ["WAFERSEG_HOME"] = str(tmp / "home")
+    from PySide6.QtWidgets import QApplication
+
+    from app.al_panel import ALPanel
+    from app.dashboard import DashboardWindow
+    from app.review_view import ReviewWindow
+    from app.training_monitor import TrainingMonitor
+    from waferseg_core.demo import ensure_demo_store
+    from waferseg_core.inference import Predictor
+    from waferseg_core.ml.worker import work
+    from waferseg_core.store.al_ops import query
+    from waferseg_core.store.service import Store
+
+    app = QApplication.instance() or QApplication([])
+    store = Store(f"sqlite:///{tmp / 'store.sqlite'}")
+    admin = store.login()
+    ensure_demo_store(store, admin)
+    _annotators(store, admin, "LOT-R7")
+    predictor = Predictor()
+    job = store.enqueue_job(
+        admin,
+        {
+            "synth": 60,
+            "arch": "resnet18-w0.25",
+            "epochs": 4,
+            "batch_size": 16,
+            "epoch_size": 64,
+            "device": "cpu",
+            "name": "screenshot run",
+        },
+    )
+    work(store, tmp / "jobs", once=True)
+
+    def shot(widget, name: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+        widget.resize(*size)
+        widget.show()
+        for _ in range(5):
+            app.processEvents()
+        widget.grab().save(str(out / name), "PNG")
+        print(out / name)
+
+    review = ReviewWindow(store, admin, "LOT-R7")
+    review.set_mode("Side by side")
+    review.majority()
+    shot(review, "review-side-by-side.png", (1400, 820))
+    review.set_mode("Overlay diff")
+    shot(review, "review-overlay-diff.png", (1400, 820))
+    dash = DashboardWindow(store, admin, predictor)
+    dash.lot_box.setCurrentText("LOT-R7")
+    shot(dash, "dashboard-lot.png", (1000, 620))
+    dash.tabs.setCurrentIndex(2)
+    shot(dash, "dashboard-confusion.png", (1000, 620))
+    query(store, admin, predictor, "hybrid", 8, lot="demo-lot")
+    shot(ALPanel(store, admin, predictor), "al-queue.png", (760, 420))
+    mon = TrainingMonitor(store, admin, refresh_ms=60_000)
+    mon.select_job(job)
+    shot(mon, "training-monitor.png", (1300, 700))
+    store.close()
+
+
+if __name__ == "__main__":
+    main()
