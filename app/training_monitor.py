@@ -178,6 +178,7 @@ class TrainingMonitor(QWidget):
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(right)
+        split.setSizes([560, 640])
         lay = QVBoxLayout(self)
         lay.addWidget(split)
         self.timer = QTimer(self)
@@ -213,6 +214,7 @@ class TrainingMonitor(QWidget):
                 self.table.setItem(i, k, QTableWidgetItem(v))
             if j["id"] in selected:
                 self.table.selectRow(i)
+        self.table.resizeColumnsToContents()
         self.table.blockSignals(False)
         self._selection_changed()
 

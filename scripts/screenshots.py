@@ -40,6 +40,7 @@ def _annotators(store, admin, lot: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
+    """Build the store, open each window, save its screenshot."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img")
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

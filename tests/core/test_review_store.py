@@ -84,7 +84,7 @@ def test_connected_region_is_four_connected():
 
 def test_replacing_keeps_the_other_annotators_and_the_consensus(tmp_path):
     store, ids = make_reviewed_lot(f"sqlite:///{tmp_path / 's.sqlite'}")
-    ann, bob, rev = (store.login(n, "pw") for n in ("ann", "bob", "rev"))
+    bob, rev = (store.login(n, "pw") for n in ("bob", "rev"))
     wm = wafer_masks(store, rev, ids[1])
     store.save_consensus(rev, ids[1], wm.by_annotator["ann"], method="chosen per region")
     store.replace_annotations(bob, ids[1], wm.by_annotator["ann"], source="model")
