@@ -94,6 +94,12 @@ class NewJobDialog(QDialog):
         self.run_here = QRadioButton("Start a worker on this machine now")
         self.queue = QRadioButton("Queue it for a worker on another machine")
         self.run_here.setChecked(True)
+        if getattr(
+            sys, "frozen", False
+        ):  # the workstation bundle has no torch: workers run elsewhere
+            self.run_here.setEnabled(False)
+            self.run_here.setToolTip("this installation has no training extra; queue the job")
+            self.queue.setChecked(True)
         form = QFormLayout(self)
         form.addRow("Annotated wafers of lots", self.lots)
         form.addRow("Synthetic wafers", self.synth)
