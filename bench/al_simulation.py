@@ -49,6 +49,7 @@ def plot(result: dict, path: Path) -> None:
     )
     w.setLabel("bottom", "labelled share of the pool (%)")
     w.setLabel("left", "test mIoU (dashed: full pool; dotted: 95% of it)")
+    w.getAxis("left").enableAutoSIPrefix(False)
     w.show()
     app.processEvents()
     w.grab().save(str(path), "PNG")
