@@ -544,28 +544,39 @@ class Store:
         One transaction; the old ones are soft-deleted with revisions, so nothing is lost. Other
         annotators' annotations and the consensus stay: each annotator owns their own mask.
         """
-        from waferseg_core.geometry import geometry_from_mask, to_geojson
-
         _require(actor, "annotate")
         with self.writes() as s, s.begin():
-            for old in s.scalars(
-                sa.select(m.Annotation).where(
-                    m.Annotation.wafer_id == wafer_id,
-                    m.Annotation.deleted.is_(False),
-                    m.Annotation.author_id == actor.id,
-                    m.Annotation.source != "consensus",
-                )
-            ).all():
-                self._versioned_change(
-                    s, actor, old, old.version, "delete", None, {"deleted": True}
-                )
-            ids = []
-            for c in sorted(int(v) for v in np.unique(mask) if 1 <= v <= 8):
-                new = NewAnnotation(
-                    c, to_geojson(geometry_from_mask(mask == c)), source, model_version
-                )
-                ids.append(self._create_annotation(s, actor, wafer_id, new))
-            return ids
+            mine = sa.and_(m.Annotation.author_id == actor.id, m.Annotation.source != "consensus")
+            return self._replace_regions(s, actor, wafer_id, mask, mine, source, model_version)
+
+    def _replace_regions(
+        self,
+        s: Session,
+        actor: UserRef,
+        wafer_id: int,
+        mask: Any,
+        which: Any,
+        source: str,
+        model_version: str,
+    ) -> list[int]:
+        """Swap the live annotations matching ``which`` for one region per class of ``mask``.
+
+        Runs inside the caller's transaction; the old ones are soft-deleted with revisions.
+        Returns the new annotations' ids.
+        """
+        from waferseg_core.geometry import geometry_from_mask, to_geojson
+
+        for old in s.scalars(
+            sa.select(m.Annotation).where(
+                m.Annotation.wafer_id == wafer_id, m.Annotation.deleted.is_(False), which
+            )
+        ).all():
+            self._versioned_change(s, actor, old, old.version, "delete", None, {"deleted": True})
+        ids = []
+        for c in sorted(int(v) for v in np.unique(mask) if 1 <= v <= 8):
+            new = NewAnnotation(c, to_geojson(geometry_from_mask(mask == c)), source, model_version)
+            ids.append(self._create_annotation(s, actor, wafer_id, new))
+        return ids
 
     def save_consensus(
         self, actor: UserRef, wafer_id: int, mask: Any, *, method: str, note: str = ""
@@ -575,26 +586,12 @@ class Store:
         Earlier consensus annotations are soft-deleted (with revisions); the annotators' own
         annotations stay. Records the reviewer's decision and marks the wafer reviewed.
         """
-        from waferseg_core.geometry import geometry_from_mask, to_geojson
-
         _require(actor, "review")
         with self.writes() as s, s.begin():
             if s.get(m.Wafer, wafer_id) is None:
                 raise InvalidInputError(f"no wafer with id {wafer_id}")
-            for old in s.scalars(
-                sa.select(m.Annotation).where(
-                    m.Annotation.wafer_id == wafer_id,
-                    m.Annotation.deleted.is_(False),
-                    m.Annotation.source == "consensus",
-                )
-            ).all():
-                self._versioned_change(
-                    s, actor, old, old.version, "delete", None, {"deleted": True}
-                )
-            ids = []
-            for c in sorted(int(v) for v in np.unique(mask) if 1 <= v <= 8):
-                new = NewAnnotation(c, to_geojson(geometry_from_mask(mask == c)), "consensus", "")
-                ids.append(self._create_annotation(s, actor, wafer_id, new))
+            consensus = m.Annotation.source == "consensus"
+            ids = self._replace_regions(s, actor, wafer_id, mask, consensus, "consensus", "")
             s.add(
                 m.ReviewDecision(
                     wafer_id=wafer_id,
