@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from waferseg_core.formats import write as write_maps
 from waferseg_core.formats.bins import ink
 from waferseg_core.formats.png import png_bytes
 from waferseg_core.formats.pngio import encode_gray
+from waferseg_core.inference import Predictor
 from waferseg_core.patterns import class_die_counts
+from waferseg_core.store.predict import CHUNK, StoredPrediction, predict_stored, resolve_model
 from waferseg_core.store.review_ops import WaferMasks, wafer_masks
 from waferseg_core.store.service import Store, UserRef
 
@@ -92,15 +94,31 @@ class _Rows:
     def __init__(self, store: Store, actor: UserRef, predictor: Any | None) -> None:
         self.store, self.actor, self.predictor = store, actor, predictor
 
-    def row(self, info: dict[str, Any]) -> tuple[WaferMasks, npt.NDArray[np.uint8], dict[str, Any]]:
+    def rows(
+        self, infos: list[dict[str, Any]]
+    ) -> Iterator[tuple[WaferMasks, npt.NDArray[np.uint8], dict[str, Any]]]:
+        """(masks, mask written, CSV row) per wafer, in order; the model runs a chunk at a time."""
+        for k in range(0, len(infos), CHUNK):
+            chunk = infos[k : k + CHUNK]
+            preds: list[Any] = [None] * len(chunk)
+            if self.predictor is not None:
+                ids = [i["id"] for i in chunk]
+                preds = [
+                    p
+                    for c in predict_stored(self.store, self.actor, self.predictor, ids)
+                    for p in c
+                ]
+            for info, p in zip(chunk, preds, strict=True):
+                yield self._row(info, p)
+
+    def _row(
+        self, info: dict[str, Any], p: StoredPrediction | None
+    ) -> tuple[WaferMasks, npt.NDArray[np.uint8], dict[str, Any]]:
         wm = wafer_masks(self.store, self.actor, info["id"])
         reviews = self.store.reviews(self.actor, info["id"])
         mask = wm.final()
         verdict: dict[str, Any] = {"pattern": "", "patterns": "", "confidence": ""}
-        if self.predictor is not None:
-            from waferseg_core.store.predict import predict_stored
-
-            (p,) = next(predict_stored(self.store, self.actor, self.predictor, [info["id"]]))
+        if p is not None:
             verdict = {
                 "pattern": p.pattern,
                 "patterns": ";".join(p.patterns),
@@ -157,9 +175,6 @@ def export_lot(
         raise InvalidInputError(f"lot {lot!r} holds no wafers (or does not exist)")
     predictor = None
     if kind != "coco":
-        from waferseg_core.inference import Predictor
-        from waferseg_core.store.predict import resolve_model
-
         predictor = Predictor(resolve_model(store, actor, model))
     out = Path(out)
     folder = kind in FOLDER_KINDS
@@ -184,8 +199,8 @@ def _write(
     total = len(infos)
 
     def each() -> Any:
-        for n, info in enumerate(infos, start=1):
-            yield rows.row(info)
+        for n, item in enumerate(rows.rows(infos), start=1):
+            yield item
             if progress:
                 progress(n, total)
 
@@ -211,8 +226,9 @@ def _write(
             (stage / fname).write_bytes(encode_gray(mask, meta))
         return total
     items = []
-    for wm, _, row in each():
-        w, final = wm.wafer, wm.final()
+    for wm, mask, row in each():
+        w = wm.wafer
+        final = None if row["mask_source"] == "none" else mask  # COCO runs no model
         anns = (
             annotations_from_mask(final, annotator=row["annotators"]) if final is not None else []
         )
