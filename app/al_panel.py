@@ -18,12 +18,11 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from app.tables import readonly_table, set_row
 from waferseg_core.errors import WaferSegError
 from waferseg_core.inference import Predictor
 from waferseg_core.ml.active import STRATEGIES
@@ -60,10 +59,7 @@ class ALPanel(QWidget):
         self.next_button = QPushButton("Open next")
         self.next_button.setToolTip("the first queued wafer nobody has annotated yet")
         self.next_button.clicked.connect(self.open_next)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table = readonly_table(COLUMNS)
         self.table.cellDoubleClicked.connect(lambda row, _: self._open_row(row))
         self.status = QLabel("")
         top = QHBoxLayout()
@@ -110,8 +106,7 @@ class ALPanel(QWidget):
                 f"{r['score']:.4f}",
                 r["wafer_status"],
             ]
-            for j, v in enumerate(values):
-                self.table.setItem(i, j, QTableWidgetItem(v))
+            set_row(self.table, i, values)
         self.table.resizeColumnsToContents()
         todo = sum(r["wafer_status"] == "new" for r in self.rows)
         self.next_button.setEnabled(todo > 0)

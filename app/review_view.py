@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
     QVBoxLayout,
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.render import CLASS_COLOURS, argb_image, heat_image
+from app.tables import readonly_table, set_row
 from app.wafer_view import WaferView
 from waferseg_core.classes import CLASSES
 from waferseg_core.review import (
@@ -73,6 +73,7 @@ class ReviewWindow(QWidget):
         self.consensus: Mask | None = None
         self.method = ""
         self.views: dict[str, WaferView] = {}
+        self.rows: list[dict[str, Any]] = []
         self._build()
         lots = [x["name"] for x in store.lots(user)]
         self.lot_box.addItems(lots)
@@ -85,10 +86,7 @@ class ReviewWindow(QWidget):
     def _build(self) -> None:
         self.lot_box = QComboBox()
         self.lot_box.currentTextChanged.connect(self.load_lot)
-        self.table = QTableWidget(0, len(TABLE_COLUMNS))
-        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table = readonly_table(TABLE_COLUMNS)
         self.table.currentCellChanged.connect(lambda row, *_: self._table_row(row))
         left = QWidget()
         lay = QVBoxLayout(left)
@@ -180,15 +178,14 @@ class ReviewWindow(QWidget):
                 str(r["disputed_dies"]),
                 "yes" if r["adjudicated"] else "",
             ]
-            for j, v in enumerate(values):
-                self.table.setItem(i, j, QTableWidgetItem(v))
+            set_row(self.table, i, values)
         self.table.resizeColumnsToContents()
         if self.rows:
             self.table.selectRow(0)
         return self.rows
 
     def _table_row(self, row: int) -> None:
-        if 0 <= row < len(getattr(self, "rows", [])):
+        if 0 <= row < len(self.rows):
             self.open_wafer(self.rows[row]["wafer_id"])
 
     # ---- one wafer ----------------------------------------------------------------------------
@@ -285,7 +282,6 @@ class ReviewWindow(QWidget):
         rep: dict[str, Any] = agreement_report(
             {n: wm.by_annotator[n] for n in names}, wm.wafer.grid
         )
-        self.report = rep
         html = [
             f"<h3>Wafer {wm.wafer.wafer_id}</h3>",
             f"<p><b>{rep['kappa_kind'].title()} kappa {rep['kappa']:.3f}</b>; "

@@ -30,13 +30,12 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
+from app.tables import readonly_table, set_row
 from waferseg_core.classes import CLASSES
 from waferseg_core.errors import WaferSegError
 from waferseg_core.store.service import Store, UserRef
@@ -148,10 +147,7 @@ class TrainingMonitor(QWidget):
         self.setWindowTitle("Training monitor — WaferSeg Studio")
         self.processes: list[QProcess] = []
         self.jobs: list[dict[str, Any]] = []
-        self.table = QTableWidget(0, len(JOB_COLUMNS))
-        self.table.setHorizontalHeaderLabels(JOB_COLUMNS)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table = readonly_table(JOB_COLUMNS)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
         self.loss_plot = pg.PlotWidget(title="Training loss")
@@ -216,8 +212,7 @@ class TrainingMonitor(QWidget):
                 _data_text(cfg, j["kind"]),
                 "" if j["model_id"] is None else f"#{j['model_id']}",
             ]
-            for k, v in enumerate(values):
-                self.table.setItem(i, k, QTableWidgetItem(v))
+            set_row(self.table, i, values)
             if j["id"] in selected:
                 self.table.selectRow(i)
         self.table.resizeColumnsToContents()
