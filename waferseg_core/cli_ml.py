@@ -104,7 +104,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ImportError:
         raise InvalidInputError("waferseg train needs torch: install the 'train' extra") from None
     from waferseg_core.ml.data import build_datasets, unlabeled_samples
-    from waferseg_core.ml.train import TrainConfig, evaluate_samples, load_model, nan_to_none, train
+    from waferseg_core.ml.train import (
+        config_from_options,
+        evaluate_samples,
+        load_model,
+        nan_to_none,
+        train,
+    )
 
     if not args.coco and not args.synth and not args.real_npz:
         raise InvalidInputError(
@@ -125,19 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         real_folds=args.real_folds,
         real_holdout=args.real_holdout,
     )
-    cfg = TrainConfig(
-        arch=args.arch,
-        epochs=args.epochs,
-        device=args.device,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        epoch_size=args.epoch_size,
-        workers=args.workers,
-        max_seconds=args.max_minutes * 60,
-        fixmatch=bool(unlabeled),
-        threshold=args.threshold,
-    )
+    cfg = config_from_options({**vars(args), "fixmatch": bool(unlabeled)})
     t0 = time.perf_counter()
     for row in train(cfg, train_set, val_set, out, unlabeled=unlabeled):
         _emit({"event": "epoch", **nan_to_none(row)})

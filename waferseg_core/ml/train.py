@@ -11,7 +11,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,25 @@ class TrainConfig:
     unlabeled_weight: float = 1.0  # FixMatch: weight of the unlabelled loss once ramped up
     ramp_epochs: int = 5  # FixMatch: epochs over which that weight ramps up linearly
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
+    """The config of ``waferseg train`` options: the CLI's or a worker job's (missing: defaults)."""
+    d = TrainConfig()
+    return TrainConfig(
+        arch=str(opts.get("arch", d.arch)),
+        epochs=int(opts.get("epochs", d.epochs)),
+        batch_size=int(opts.get("batch_size", d.batch_size)),
+        lr=float(opts.get("lr", d.lr)),
+        seed=int(opts.get("seed", d.seed)),
+        epoch_size=int(opts.get("epoch_size", d.epoch_size)),
+        device=str(opts.get("device", d.device)),
+        workers=int(opts.get("workers", d.workers)),
+        max_seconds=float(opts.get("max_minutes", 0)) * 60,
+        patience=int(opts.get("patience", d.patience)),
+        fixmatch=bool(opts.get("fixmatch", d.fixmatch)),
+        threshold=float(opts.get("threshold", d.threshold)),
+    )
 
 
 def pick_device(name: str) -> torch.device:

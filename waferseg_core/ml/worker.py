@@ -27,7 +27,13 @@ import torch
 from waferseg_core.inference import file_hash
 from waferseg_core.ml import data as D  # noqa: N812
 from waferseg_core.ml.export import export_run
-from waferseg_core.ml.train import TrainConfig, evaluate_samples, load_model, nan_to_none, train
+from waferseg_core.ml.train import (
+    config_from_options,
+    evaluate_samples,
+    load_model,
+    nan_to_none,
+    train,
+)
 from waferseg_core.store.service import Store
 
 HEARTBEAT_S = 5.0
@@ -65,20 +71,7 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
             real_npz=cfg.get("real_npz"),
             samples=stored,
         )
-        tc = TrainConfig(
-            arch=cfg.get("arch", "resnet18-w0.5"),
-            epochs=int(cfg.get("epochs", 20)),
-            batch_size=int(cfg.get("batch_size", 32)),
-            lr=float(cfg.get("lr", 2e-3)),
-            seed=int(cfg.get("seed", 0)),
-            epoch_size=int(cfg.get("epoch_size", 0)),
-            device=str(cfg.get("device", "auto")),
-            workers=int(cfg.get("workers", 0)),
-            max_seconds=float(cfg.get("max_minutes", 0)) * 60,
-            patience=int(cfg.get("patience", 6)),
-            fixmatch=bool(cfg.get("fixmatch")),
-            threshold=float(cfg.get("threshold", 0.95)),
-        )
+        tc = config_from_options(cfg)
         out = out_root / f"job-{job_id}"
         for row in train(tc, train_set, val_set, out, cancelled=cancelled, unlabeled=unlabeled):
             store.add_epoch(job_id, int(row["epoch"]), nan_to_none(row))
