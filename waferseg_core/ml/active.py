@@ -158,9 +158,14 @@ def select(
     return [Pick(int(i), float(u[i])) for i in order]
 
 
+def uncertainty_key(strategy: str) -> str:
+    """The uncertainty a strategy ranks by (``hybrid`` mixes in entropy; the others need none)."""
+    return "entropy" if strategy in ("hybrid", "coreset", "random") else strategy
+
+
 def uncertainty_of(strategy: str, predictions: Sequence[Prediction]) -> npt.NDArray[np.float64]:
     """Per-wafer uncertainty of ONNX predictions (``hybrid``, ``coreset``, ``random``: entropy)."""
-    key = "entropy" if strategy in ("hybrid", "coreset", "random") else strategy
+    key = uncertainty_key(strategy)
     if key == "entropy":
         return np.array([p.uncertainty for p in predictions])
     if key == "margin":

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from waferseg_core.ml.active import bald_scores, select
+from waferseg_core.ml.active import bald_scores, select, uncertainty_key
 from waferseg_core.ml.data import Sample, bucket_of, synth_samples
 from waferseg_core.ml.model import enable_mc_dropout
 from waferseg_core.ml.train import TrainConfig, _batch, evaluate_samples, load_model, train
@@ -163,7 +163,7 @@ def simulate(cfg: SimConfig, work: Path, log: Log = lambda _: None) -> dict[str,
             passes = cfg.mc_passes if strategy == "bald" else 0
             scores = pool_scores(model, [pool[i] for i in rest], passes, device)
             lab_emb = pool_scores(model, [pool[i] for i in chosen], 0, device)["emb"]
-            unc = scores["entropy" if strategy in ("hybrid", "coreset", "random") else strategy]
+            unc = scores[uncertainty_key(strategy)]
             picks = select(
                 strategy,
                 want,
