@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -58,7 +59,10 @@ def add_commands(sub: Any) -> None:
         help="processes generating synthetic wafers and building batches",
     )
     p.add_argument(
-        "--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this"
+        "--max-minutes",
+        type=float,
+        default=0.0,
+        help="wall-time budget: the cosine schedule anneals over it and training stops at it",
     )
     p.add_argument(
         "--unlabeled", nargs="+", metavar="DIR", help="wafer files or folders for FixMatch"
@@ -99,16 +103,15 @@ def add_commands(sub: Any) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, export to ONNX (parity checked), quantize when it agrees, and report."""
-    try:
-        import torch
-    except ImportError:
-        raise InvalidInputError("waferseg train needs torch: install the 'train' extra") from None
+    if importlib.util.find_spec("torch") is None:
+        raise InvalidInputError("waferseg train needs torch: install the 'train' extra")
     from waferseg_core.ml.data import build_datasets, unlabeled_samples
     from waferseg_core.ml.train import (
         config_from_options,
         evaluate_samples,
         load_model,
         nan_to_none,
+        pick_device,
         train,
     )
 
@@ -143,13 +146,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         "val_wafers": len(val_set),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    # Scored on the training device: on a GPU machine the CPU pass took longer than an epoch.
+    device = pick_device(cfg.device)
     model, _ = load_model(out / "best_model.pt")
+    model.to(device)
     if val_set:
-        summary["val"] = nan_to_none(evaluate_samples(model, val_set, torch.device("cpu")))
+        summary["val"] = nan_to_none(evaluate_samples(model, val_set, device))
     if real_holdout:
-        summary["real_holdout"] = nan_to_none(
-            evaluate_samples(model, real_holdout, torch.device("cpu"))
-        )
+        summary["real_holdout"] = nan_to_none(evaluate_samples(model, real_holdout, device))
+    model.cpu()
     if not args.no_export:
         from waferseg_core.ml.export import export_run
 

@@ -13,7 +13,7 @@ from waferseg_core.ml.data import Augment, Sample, batches, bucket_of, synth_sam
 from waferseg_core.ml.export import export_onnx, parity
 from waferseg_core.ml.losses import class_weights, dice_loss, focal_loss, mil_loss
 from waferseg_core.ml.model import create_model, enable_mc_dropout
-from waferseg_core.ml.train import TrainConfig, load_model, train
+from waferseg_core.ml.train import TrainConfig, budget_lr, load_model, train
 from waferseg_core.modelio import IGNORE, encode, label_vector
 
 TINY = "resnet18-w0.25"
@@ -160,6 +160,29 @@ def test_tiny_training_learns_and_resumes(tmp_path, samples):
 def test_cancel_stops_training(tmp_path, samples):
     cfg = TrainConfig(arch=TINY, epochs=3, batch_size=8, device="cpu")
     assert list(train(cfg, samples[:16], [], tmp_path, cancelled=lambda: True)) == []
+
+
+def test_budget_lr_anneals_over_the_time_budget():
+    assert budget_lr(2e-3, 0.0, 60.0) == pytest.approx(2e-3)
+    assert budget_lr(2e-3, 30.0, 60.0) == pytest.approx(1e-3)
+    assert budget_lr(2e-3, 60.0, 60.0) == pytest.approx(0.0)
+    assert budget_lr(2e-3, 600.0, 60.0) == pytest.approx(0.0)  # past the budget: stays at 0
+
+
+def test_time_budget_stops_mid_epoch_with_the_rate_annealed(tmp_path, samples):
+    # One epoch would be 4,000 wafers (minutes here); a 3-second budget ends it early, and the
+    # rate used last is near zero rather than the starting rate.
+    cfg = TrainConfig(
+        arch=TINY, epochs=50, batch_size=8, lr=5e-3, device="cpu", epoch_size=4000, max_seconds=3
+    )
+    rows = list(train(cfg, samples[:40], samples[40:], tmp_path))
+    assert len(rows) == 1
+    assert rows[0]["lr"] < 0.2 * cfg.lr
+    ck = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert 3.0 <= float(ck["spent"]) < 60.0
+    # Resuming a spent budget trains at most one more step and stops.
+    more = list(train(cfg, samples[:40], samples[40:], tmp_path))
+    assert [r["epoch"] for r in more] == [1]
 
 
 @pytest.fixture(scope="module")

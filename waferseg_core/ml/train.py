@@ -53,7 +53,10 @@ class TrainConfig:
     balanced: bool = True
     epoch_size: int = 0  # samples drawn per epoch (0: the training set's size)
     workers: int = 0  # DataLoader worker processes building batches
-    max_seconds: float = 0.0  # stop after the epoch that passes this wall time (0: no limit)
+    # A wall-time budget (0: none). With it the cosine schedule follows the time spent rather
+    # than the epoch count, so a run cut by the budget still ends with the learning rate
+    # annealed to zero instead of stopping mid-schedule; the epoch in flight stops at the budget.
+    max_seconds: float = 0.0
     fixmatch: bool = False  # learn from unlabelled wafers too (needs ``unlabeled`` in train())
     threshold: float = 0.95  # FixMatch: per-die confidence a pseudo-label needs
     unlabeled_weight: float = 1.0  # FixMatch: weight of the unlabelled loss once ramped up
@@ -85,6 +88,12 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def budget_lr(base: float, spent: float, budget: float) -> float:
+    """Cosine learning rate over a wall-time budget: ``base`` at 0 s down to 0 at ``budget``."""
+    frac = min(1.0, max(0.0, spent / budget))
+    return base * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
 def seed_everything(seed: int) -> None:
@@ -256,7 +265,8 @@ def train(
                 torch.from_numpy(s.mask[s.grid > 0]).long(), minlength=NUM_CLASSES
             )
     weight = class_weights(counts).to(device)
-    start, best, stale = 0, -math.inf, 0
+    start, best, stale, spent_before = 0, -math.inf, 0, 0.0
+    timed = cfg.max_seconds > 0 and cfg.schedule == "cosine"
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "metrics.jsonl"
     if resume and last_path.exists():
         ck = torch.load(last_path, map_location=device, weights_only=True)
@@ -264,8 +274,13 @@ def train(
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start, best, stale = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["stale"])
+        spent_before = float(ck.get("spent", 0.0))
     rng = np.random.default_rng(cfg.seed + start)
     began = time.perf_counter()
+
+    def spent() -> float:
+        return spent_before + time.perf_counter() - began
+
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -295,6 +310,11 @@ def train(
         for x, y, labels in loader:
             if cancelled():
                 return
+            if timed:
+                if n and spent() >= cfg.max_seconds:
+                    break  # the budget is spent: evaluate and keep what this epoch learned
+                for group in opt.param_groups:
+                    group["lr"] = budget_lr(cfg.lr, spent(), cfg.max_seconds)
             x, y, labels = (t.to(device, non_blocking=True) for t in (x, y, labels))
             with torch.autocast(
                 device.type,
@@ -329,10 +349,10 @@ def train(
             n += len(x)
         report = evaluate_samples(model, val_set, device) if val_set else {}
         score = _score(report) if val_set else -total / max(n, 1)
-        if cfg.schedule == "cosine":
-            sched.step()
-        else:
+        if cfg.schedule != "cosine":
             sched.step(score)
+        elif not timed:  # a timed run sets the rate per step (budget_lr)
+            sched.step()
         improved = score > best
         best, stale = (score, 0) if improved else (best, stale + 1)
         row = {
@@ -362,6 +382,7 @@ def train(
             "epoch": epoch,
             "best": best,
             "stale": stale,
+            "spent": spent(),
             "config": _plain(asdict(cfg)),
         }
         if improved:
@@ -374,7 +395,7 @@ def train(
         yield row
         if stale >= cfg.patience:
             break
-        if cfg.max_seconds and time.perf_counter() - began > cfg.max_seconds:
+        if cfg.max_seconds and spent() >= cfg.max_seconds:
             break
 
 
@@ -389,7 +410,8 @@ def load_model(path: Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]
     cfg = TrainConfig(**json.loads(ck["config"]["json"]))
     model = create_model(cfg.arch, dropout=cfg.dropout)
     model.load_state_dict(ck["model"])
-    return model.eval(), cfg
+    # load_state_dict copies into the new model's own (CPU) tensors: move it where asked.
+    return model.to(device).eval(), cfg
 
 
 def nan_to_none(d: Any) -> Any:
