@@ -147,13 +147,19 @@ def simulate(cfg: SimConfig, work: Path, log: Log = lambda _: None) -> dict[str,
     log(f"full pool ({cfg.pool} wafers): mIoU {full:.4f}")
     n0 = max(2, round(cfg.ladder[0] * cfg.pool))
     start = np.random.default_rng(cfg.seed).permutation(cfg.pool)[:n0].tolist()
+    # Every strategy starts from the same random labelled set, so its model is trained once.
+    first = _fit(cfg, [pool[i] for i in start], work / "start")
+    first_score = _miou(first, test, device)
     curves: dict[str, list[list[float]]] = {}
     for strategy in cfg.strategies:
         chosen = list(start)
         curve = []
         for k in range(len(cfg.ladder)):
-            model = _fit(cfg, [pool[i] for i in chosen], work / f"{strategy}-{k}")
-            score = _miou(model, test, device)
+            if k == 0:
+                model, score = first, first_score
+            else:
+                model = _fit(cfg, [pool[i] for i in chosen], work / f"{strategy}-{k}")
+                score = _miou(model, test, device)
             curve.append([round(len(chosen) / cfg.pool, 4), round(score, 4)])
             log(f"{strategy}: {len(chosen)} labels -> mIoU {score:.4f}")
             if k + 1 == len(cfg.ladder):
