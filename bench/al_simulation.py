@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/al_simulation.py --quick                 # < 10 min on 2 cores
     .venv/bin/python bench/al_simulation.py --out docs/al --device cuda    # the full run
+    .venv/bin/python bench/al_simulation.py --real-npz ../shared/data/wm811k/wm811k_dev.npz \
+        --out docs/al          # real wafers: wafer-level labels revealed, scored by macro-F1
 
-Prints one JSON object: pool, full_miou, per strategy labels_to_95pct (the smallest labelled
+Prints one JSON object: pool, full_miou (full_macro_f1 on real wafers), per strategy labels_to_95pct (the smallest labelled
 share of the pool reaching 95% of the full-pool mIoU; null: not within the ladder) and its
 curve, and the FixMatch comparison at 5% labels. ``--out`` also writes al_simulation.json and
-learning_curves.png there.
+learning_curves.png there (al_real.json and learning_curves_real.png for ``--real-npz``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def plot(result: dict, path: Path) -> None:
 
     app = QApplication.instance() or QApplication([])
     pg.setConfigOptions(antialias=True, background="w", foreground="k")
-    w = pg.PlotWidget(title=f"Active learning on {result['pool']} synthetic wafers")
+    short = "miou" if result.get("metric", "mean_iou") == "mean_iou" else result["metric"]
+    kind = "synthetic" if short == "miou" else "real WM-811K"
+    w = pg.PlotWidget(title=f"Active learning on {result['pool']} {kind} wafers")
     w.resize(900, 600)
     w.addLegend(offset=(-10, 10))
     colours = ["#888888", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
@@ -38,7 +42,7 @@ def plot(result: dict, path: Path) -> None:
         xs = [100 * p[0] for p in d["curve"]]
         ys = [p[1] for p in d["curve"]]
         w.plot(xs, ys, pen=pg.mkPen(c, width=2), symbol="o", symbolBrush=c, name=name)
-    full = result["full_miou"]
+    full = result[f"full_{short}"]
     w.addItem(
         pg.InfiniteLine(full, angle=0, pen=pg.mkPen("k", style=pg.QtCore.Qt.PenStyle.DashLine))
     )
@@ -48,7 +52,8 @@ def plot(result: dict, path: Path) -> None:
         )
     )
     w.setLabel("bottom", "labelled share of the pool (%)")
-    w.setLabel("left", "test mIoU (dashed: full pool; dotted: 95% of it)")
+    name = "mIoU" if short == "miou" else "wafer macro-F1"
+    w.setLabel("left", f"test {name} (dashed: full pool; dotted: 95% of it)")
     w.getAxis("left").enableAutoSIPrefix(False)
     w.show()
     app.processEvents()
@@ -70,13 +75,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--out", help="folder for al_simulation.json and learning_curves.png")
+    ap.add_argument("--real-npz", help="real wafers with wafer-level labels (WM-811K npz)")
+    ap.add_argument("--base", type=int, default=600, help="synthetic wafers in every real round")
+    ap.add_argument(
+        "--pretrain",
+        default="",
+        metavar="EPOCHS,STEPS",
+        help="with --real-npz: train on the synthetic wafers first; every round fine-tunes that",
+    )
+    ap.add_argument("--lr", type=float, default=2e-3, help="learning rate of every round")
     args = ap.parse_args()
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
     import torch
 
-    from waferseg_core.ml.al_sim import SimConfig, simulate
+    from waferseg_core.ml.al_sim import SimConfig, pretrain, real_data, simulate
+    from waferseg_core.ml.train import evaluate_samples, load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -91,22 +106,39 @@ def main() -> None:
         steps_per_epoch=args.steps,
         mc_passes=args.mc,
         device=args.device,
+        lr=args.lr,
     )
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    data = real_data(args.real_npz, cfg, base=args.base) if args.real_npz else None
     with tempfile.TemporaryDirectory(prefix="al-sim-") as work:
-        result = simulate(cfg, Path(work), log)
+        if data and args.pretrain:
+            epochs, steps = (int(v) for v in args.pretrain.split(","))
+            cfg.init = pretrain(cfg, data.base, Path(work) / "pretrain", epochs, steps)
+            alone = evaluate_samples(load_model(Path(cfg.init))[0], data.test, torch.device("cpu"))
+            pretrained_only = round(float(alone[data.metric]), 4)
+            log(
+                f"pretrained on {len(data.base)} synthetic wafers ({epochs}x{steps} steps): "
+                f"{data.short} {pretrained_only} with no real label"
+            )
+        result = simulate(cfg, Path(work), log, data)
+        if cfg.init:
+            result["pretrained_only"] = pretrained_only
     result["command"] = " ".join(["bench/al_simulation.py", *sys.argv[1:]])
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "al_simulation.json").write_text(json.dumps(result, indent=1) + "\n")
-        plot(result, out / "learning_curves.png")
+        stem, png = (
+            ("al_real", "learning_curves_real") if data else ("al_simulation", "learning_curves")
+        )
+        (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+        plot(result, out / f"{png}.png")
+    short = "macro_f1" if data else "miou"
     brief = {
         "pool": result["pool"],
-        "full_miou": result["full_miou"],
+        f"full_{short}": result[f"full_{short}"],
         "strategies": {
             k: {"labels_to_95pct": v["labels_to_95pct"]} for k, v in result["strategies"].items()
         },

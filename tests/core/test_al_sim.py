@@ -1,6 +1,8 @@
 """The active-learning simulation's loop on a micro pool (the figures come from bench runs)."""
 
-from waferseg_core.ml.al_sim import SimConfig, _reach, simulate
+from pathlib import Path
+
+from waferseg_core.ml.al_sim import SimConfig, SimData, _reach, pretrain, real_data, simulate
 
 
 def test_reach_finds_the_first_share_at_target():
@@ -29,3 +31,28 @@ def test_micro_simulation_runs_every_round(tmp_path):
     assert res["fixmatch"]["labels"] == 0.25
     assert {"supervised_miou", "fixmatch_miou"} <= set(res["fixmatch"])
     assert any("bald: 6 labels" in m for m in logs)
+
+
+def test_real_wafer_simulation_reveals_labels_and_scores_macro_f1(tmp_path, wm811k_npz):
+    cfg = SimConfig(
+        ladder=(0.25, 0.5),
+        strategies=("random", "margin"),
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=4,
+        fixmatch_labels=0.25,
+    )
+    data = real_data(str(wm811k_npz), cfg, base=4)
+    pool_lots = {s.lot for s in data.pool}
+    assert pool_lots and not pool_lots & {s.lot for s in data.test}  # lot-disjoint
+    assert all(s.mask is None and s.labels.sum() == 1 for s in data.pool)  # labels, no masks
+    assert all(s.mask is not None for s in data.base)
+    small = SimData(data.pool[:12], data.test[:8], data.base, data.metric)
+    # Rounds fine-tune a model pretrained on the synthetic wafers.
+    cfg.init = pretrain(cfg, data.base, tmp_path / "pre", epochs=1, steps=1)
+    assert Path(cfg.init).exists()
+    res = simulate(cfg, tmp_path, data=small)
+    assert res["metric"] == "macro_f1" and res["pool"] == 12 and res["test"] == 8
+    assert 0.0 <= res["full_macro_f1"] <= 1.0 and "full_miou" not in res
+    assert [c[0] for c in res["strategies"]["margin"]["curve"]] == [0.25, 0.5]
+    assert {"supervised_macro_f1", "fixmatch_macro_f1"} <= set(res["fixmatch"])

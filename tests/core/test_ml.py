@@ -162,6 +162,33 @@ def test_cancel_stops_training(tmp_path, samples):
     assert list(train(cfg, samples[:16], [], tmp_path, cancelled=lambda: True)) == []
 
 
+def test_init_starts_from_a_checkpoint_and_refuses_a_mismatch(tmp_path, samples):
+    base = TrainConfig(arch=TINY, epochs=1, batch_size=8, device="cpu", epoch_size=16)
+    list(train(base, samples[:16], [], tmp_path / "a"))
+    start = tmp_path / "a" / "best_model.pt"
+    # A zero learning rate leaves the weights where they started: the checkpoint's, not random.
+    tuned = TrainConfig(**{**base.__dict__, "lr": 0.0, "init": str(start), "seed": 7})
+    list(train(tuned, samples[:16], [], tmp_path / "b"))
+    before = torch.load(start, weights_only=True)["model"]
+    after = torch.load(tmp_path / "b" / "best_model.pt", weights_only=True)["model"]
+    weights = [k for k in before if k.endswith(".weight")]
+    assert weights and all(torch.equal(before[k], after[k]) for k in weights)
+    with pytest.raises(InvalidInputError, match="expected resnet18-w0.5"):
+        other = TrainConfig(**{**base.__dict__, "arch": "resnet18-w0.5", "init": str(start)})
+        list(train(other, samples[:16], [], tmp_path / "c"))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(InvalidInputError, match="expected a waferseg checkpoint"):
+        list(
+            train(
+                TrainConfig(**{**base.__dict__, "init": str(junk)}),
+                samples[:16],
+                [],
+                tmp_path / "d",
+            )
+        )
+
+
 def test_budget_lr_anneals_over_the_time_budget():
     assert budget_lr(2e-3, 0.0, 60.0) == pytest.approx(2e-3)
     assert budget_lr(2e-3, 30.0, 60.0) == pytest.approx(1e-3)

@@ -205,8 +205,10 @@ class FixMatchViews:
 
     Weak: one of the eight flips/90-degree rotations. Strong, made from the weak view together
     with the pseudo-labels predicted on it (so labels and dies stay aligned): a grid or elastic
-    distortion with nearest neighbour, die dropout and a cutout square; dies that the strong view
-    removed lose their pseudo-label.
+    distortion with nearest neighbour, die noise (a few dies' pass/fail flipped) and a cutout
+    square whose dies all pass and lose their pseudo-labels. The wafer's outline stays: removing
+    dies instead (an earlier version) cut holes that no real wafer has and moved the edge that
+    Edge-Ring and Edge-Loc are defined by; FixMatch then scored no better than supervised alone.
     """
 
     def __init__(self, seed: int, dropout: float = 0.05, cutout: float = 0.25) -> None:
@@ -249,17 +251,19 @@ class FixMatchViews:
         g = out["image"].copy()
         lab, k = out["masks"][0].copy(), out["masks"][1].astype(bool)
         on = g > 0
-        drop = on & (self.rng.random(g.shape) < self.dropout)
+        flip = on & (self.rng.random(g.shape) < self.dropout)
+        g[flip] = 3 - g[flip]  # pass <-> fail
         h, w = g.shape
         side = max(1, int(min(h, w) * self.rng.uniform(0.1, self.cutout)))
         r, c = (
             int(self.rng.integers(0, max(1, h - side))),
             int(self.rng.integers(0, max(1, w - side))),
         )
-        drop[r : r + side, c : c + side] = True
-        g[drop] = 0
-        k &= g > 0
-        if not (g > 0).any():  # never hand the model an empty wafer
+        square = np.zeros(g.shape, bool)
+        square[r : r + side, c : c + side] = True
+        g[square & on] = 1  # the evidence is gone, so is the label
+        k &= on & ~square
+        if not on.any():  # never hand the model an empty wafer
             return grid, labels, keep
         return g, lab, k
 

@@ -61,6 +61,7 @@ class TrainConfig:
     threshold: float = 0.95  # FixMatch: per-die confidence a pseudo-label needs
     unlabeled_weight: float = 1.0  # FixMatch: weight of the unlabelled loss once ramped up
     ramp_epochs: int = 5  # FixMatch: epochs over which that weight ramps up linearly
+    init: str = ""  # a checkpoint whose weights start the run (fine-tuning), same arch
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -80,6 +81,7 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         patience=int(opts.get("patience", d.patience)),
         fixmatch=bool(opts.get("fixmatch", d.fixmatch)),
         threshold=float(opts.get("threshold", d.threshold)),
+        init=str(opts.get("init") or ""),
     )
 
 
@@ -88,6 +90,29 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def initial_weights(path: str, arch: str, device: torch.device) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint to fine-tune from, checked against the run's architecture.
+
+    Raises:
+        InvalidInputError: The file is no checkpoint, or one of another architecture.
+    """
+    from waferseg_core.errors import InvalidInputError
+
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+        found = str(json.loads(ck["config"]["json"])["arch"])
+        weights: dict[str, torch.Tensor] = ck["model"]
+    except Exception as exc:  # any unreadable file: one line naming what was expected
+        raise InvalidInputError(
+            f"expected a waferseg checkpoint (.pt) to start from, found {path!r} ({exc})"
+        ) from None
+    if found != arch:
+        raise InvalidInputError(
+            f"--init checkpoint is a {found} model, expected {arch} (the run's --arch)"
+        )
+    return weights
 
 
 def budget_lr(base: float, spent: float, budget: float) -> float:
@@ -143,11 +168,14 @@ def fixmatch_loss(
     views: FixMatchViews,
     threshold: float,
     device: torch.device,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
     """FixMatch's unlabelled loss on a batch, and the share of dies whose pseudo-label counted.
 
     Pseudo-labels come from the weak views without gradient; the strong views learn them where
-    the model was at least ``threshold`` sure.
+    the model was at least ``threshold`` sure, with the supervised loss and class ``weight``:
+    the confident dies are mostly background, and a plain cross-entropy over them taught a weak
+    model to paint everything background (FixMatch then lost to supervised alone).
     """
     weak = [views.weak(unlabeled[i].grid) for i in idx]
     size = max(padded_size(max(g.shape) + 2) for g in weak)
@@ -171,7 +199,7 @@ def fixmatch_loss(
         return torch.zeros((), device=device), 0.0
     seg, _, _ = model(torch.from_numpy(np.stack(xs)).to(device))
     target = torch.from_numpy(np.stack(ys)).long().to(device)
-    return nn.functional.cross_entropy(seg.float(), target, ignore_index=IGNORE), kept
+    return combined_loss(seg, target, weight=weight), kept
 
 
 @torch.no_grad()
@@ -275,6 +303,8 @@ def train(
         sched.load_state_dict(ck["scheduler"])
         start, best, stale = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["stale"])
         spent_before = float(ck.get("spent", 0.0))
+    elif cfg.init:
+        model.load_state_dict(initial_weights(cfg.init, cfg.arch, device))
     rng = np.random.default_rng(cfg.seed + start)
     began = time.perf_counter()
 
@@ -333,7 +363,7 @@ def train(
                 if views is not None:
                     pick = rng.choice(len(unlabeled), size=min(len(x), len(unlabeled)))
                     u_loss, kept = fixmatch_loss(
-                        model, unlabeled, pick.tolist(), views, cfg.threshold, device
+                        model, unlabeled, pick.tolist(), views, cfg.threshold, device, weight
                     )
                     loss = loss + u_weight * u_loss
                     u_total += float(u_loss.detach())
