@@ -51,9 +51,18 @@ def plot(result: dict, path: Path) -> None:
             0.95 * full, angle=0, pen=pg.mkPen("#999", style=pg.QtCore.Qt.PenStyle.DotLine)
         )
     )
+    if "pretrained_only" in result:  # the synthetic-only model every round started from
+        w.addItem(
+            pg.InfiniteLine(
+                result["pretrained_only"],
+                angle=0,
+                pen=pg.mkPen("#3cb44b", style=pg.QtCore.Qt.PenStyle.DashDotLine),
+            )
+        )
     w.setLabel("bottom", "labelled share of the pool (%)")
     name = "mIoU" if short == "miou" else "wafer macro-F1"
-    w.setLabel("left", f"test {name} (dashed: full pool; dotted: 95% of it)")
+    extra = "; dash-dot: no real label" if "pretrained_only" in result else ""
+    w.setLabel("left", f"test {name} (dashed: full pool; dotted: 95% of it{extra})")
     w.getAxis("left").enableAutoSIPrefix(False)
     w.show()
     app.processEvents()
