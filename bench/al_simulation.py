@@ -86,6 +86,7 @@ def main() -> None:
     ap.add_argument("--out", help="folder for al_simulation.json and learning_curves.png")
     ap.add_argument("--real-npz", help="real wafers with wafer-level labels (WM-811K npz)")
     ap.add_argument("--base", type=int, default=600, help="synthetic wafers in every real round")
+    ap.add_argument("--test-fold", type=int, default=1, help="real lots of this fold (of 2) test")
     ap.add_argument(
         "--pretrain",
         default="",
@@ -121,7 +122,11 @@ def main() -> None:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    data = real_data(args.real_npz, cfg, base=args.base) if args.real_npz else None
+    data = (
+        real_data(args.real_npz, cfg, base=args.base, test_fold=args.test_fold)
+        if args.real_npz
+        else None
+    )
     with tempfile.TemporaryDirectory(prefix="al-sim-") as work:
         if data and args.pretrain:
             epochs, steps = (int(v) for v in args.pretrain.split(","))

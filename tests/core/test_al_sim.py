@@ -47,6 +47,8 @@ def test_real_wafer_simulation_reveals_labels_and_scores_macro_f1(tmp_path, wm81
     assert pool_lots and not pool_lots & {s.lot for s in data.test}  # lot-disjoint
     assert all(s.mask is None and s.labels.sum() == 1 for s in data.pool)  # labels, no masks
     assert all(s.mask is not None for s in data.base)
+    other = real_data(str(wm811k_npz), cfg, base=0, test_fold=0)  # the other split
+    assert {s.lot for s in other.test} == pool_lots and not other.base
     small = SimData(data.pool[:12], data.test[:8], data.base, data.metric)
     # Rounds fine-tune a model pretrained on the synthetic wafers.
     cfg.init = pretrain(cfg, data.base, tmp_path / "pre", epochs=1, steps=1)
