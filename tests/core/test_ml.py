@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Predictor, decide_pattern
@@ -13,7 +15,7 @@ from waferseg_core.ml.data import Augment, Sample, batches, bucket_of, synth_sam
 from waferseg_core.ml.export import export_onnx, parity
 from waferseg_core.ml.losses import class_weights, dice_loss, focal_loss, mil_loss
 from waferseg_core.ml.model import create_model, enable_mc_dropout
-from waferseg_core.ml.train import TrainConfig, budget_lr, load_model, train
+from waferseg_core.ml.train import TrainConfig, budget_lr, initial_weights, load_model, train
 from waferseg_core.modelio import IGNORE, encode, label_vector
 
 TINY = "resnet18-w0.25"
@@ -187,6 +189,16 @@ def test_init_starts_from_a_checkpoint_and_refuses_a_mismatch(tmp_path, samples)
                 tmp_path / "d",
             )
         )
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.binary(max_size=2000))
+def test_init_from_garbage_is_a_one_line_error(tmp_path_factory, data):
+    junk = tmp_path_factory.mktemp("init") / "junk.pt"
+    junk.write_bytes(data)
+    with pytest.raises(InvalidInputError) as err:
+        initial_weights(str(junk), TINY, torch.device("cpu"))
+    assert "\n" not in str(err.value) and "expected a waferseg checkpoint" in str(err.value)
 
 
 def test_budget_lr_anneals_over_the_time_budget():

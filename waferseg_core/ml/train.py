@@ -105,8 +105,9 @@ def initial_weights(path: str, arch: str, device: torch.device) -> dict[str, tor
         found = str(json.loads(ck["config"]["json"])["arch"])
         weights: dict[str, torch.Tensor] = ck["model"]
     except Exception as exc:  # any unreadable file: one line naming what was expected
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not one"
         raise InvalidInputError(
-            f"expected a waferseg checkpoint (.pt) to start from, found {path!r} ({exc})"
+            f"expected a waferseg checkpoint (.pt) to start from, found {path!r} ({why})"
         ) from None
     if found != arch:
         raise InvalidInputError(
