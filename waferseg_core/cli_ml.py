@@ -68,6 +68,12 @@ def add_commands(sub: Any) -> None:
         "--unlabeled", nargs="+", metavar="DIR", help="wafer files or folders for FixMatch"
     )
     p.add_argument("--threshold", type=float, default=0.95, help="FixMatch pseudo-label confidence")
+    p.add_argument(
+        "--fixmatch-start",
+        type=int,
+        default=-1,
+        help="FixMatch: supervised-only epochs first (default: a third of --epochs)",
+    )
     p.add_argument("--init", help="start from this checkpoint's weights (fine-tune; same --arch)")
     p.add_argument("--no-quantize", action="store_true")
     p.add_argument("--no-export", action="store_true")

@@ -49,6 +49,19 @@ def test_training_with_fixmatch_reports_the_unlabelled_loss(tmp_path):
     )
     (row,) = train(cfg2, labelled, labelled[:4], tmp_path / "b", unlabeled=unlabelled)
     assert row["pseudo_kept"] == 0.0 and row["unlabeled_loss"] == 0.0
+    # A supervised-only first epoch: no unlabelled figures until FixMatch starts, then it ramps.
+    cfg4 = TrainConfig(
+        arch=TINY,
+        epochs=2,
+        batch_size=8,
+        device="cpu",
+        fixmatch=True,
+        threshold=0.0,
+        ramp_epochs=2,
+        fixmatch_start=1,
+    )
+    first, second = train(cfg4, labelled, labelled[:4], tmp_path / "s", unlabeled=unlabelled)
+    assert "unlabeled_loss" not in first and second["unlabeled_weight"] == 0.5
     # Without fixmatch, no unlabelled figures.
     (plain,) = train(
         TrainConfig(arch=TINY, epochs=1, batch_size=8, device="cpu"), labelled, [], tmp_path / "c"

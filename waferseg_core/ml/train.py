@@ -61,6 +61,10 @@ class TrainConfig:
     threshold: float = 0.95  # FixMatch: per-die confidence a pseudo-label needs
     unlabeled_weight: float = 1.0  # FixMatch: weight of the unlabelled loss once ramped up
     ramp_epochs: int = 5  # FixMatch: epochs over which that weight ramps up linearly
+    # FixMatch: supervised-only epochs before pseudo-labels begin (-1: a third of ``epochs``).
+    # Pseudo-labels of a model that has barely started are confidently wrong, and learning them
+    # locked some runs into a worse model than supervised alone.
+    fixmatch_start: int = -1
     init: str = ""  # a checkpoint whose weights start the run (fine-tuning), same arch
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -81,6 +85,7 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         patience=int(opts.get("patience", d.patience)),
         fixmatch=bool(opts.get("fixmatch", d.fixmatch)),
         threshold=float(opts.get("threshold", d.threshold)),
+        fixmatch_start=int(opts.get("fixmatch_start", d.fixmatch_start)),
         init=str(opts.get("init") or ""),
     )
 
@@ -307,6 +312,7 @@ def train(
     elif cfg.init:
         model.load_state_dict(initial_weights(cfg.init, cfg.arch, device))
     rng = np.random.default_rng(cfg.seed + start)
+    fm_start = cfg.fixmatch_start if cfg.fixmatch_start >= 0 else cfg.epochs // 3
     began = time.perf_counter()
 
     def spent() -> float:
@@ -317,9 +323,10 @@ def train(
         model.train()
         total = n = 0.0
         u_total = kept_total = u_steps = 0.0
-        use_fixmatch = cfg.fixmatch and len(unlabeled) > 0
+        use_fixmatch = cfg.fixmatch and len(unlabeled) > 0 and epoch >= fm_start
         views = FixMatchViews(cfg.seed * 1000 + epoch) if use_fixmatch else None
-        u_weight = cfg.unlabeled_weight * min(1.0, (epoch + 1) / max(1, cfg.ramp_epochs))
+        ramped = (epoch - fm_start + 1) / max(1, cfg.ramp_epochs)
+        u_weight = cfg.unlabeled_weight * min(1.0, ramped)
         plan = list(
             batches(
                 train_set,
