@@ -113,14 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("torch") is None:
         raise InvalidInputError("waferseg train needs torch: install the 'train' extra")
     from waferseg_core.ml.data import build_datasets, unlabeled_samples
-    from waferseg_core.ml.train import (
-        config_from_options,
-        evaluate_samples,
-        load_model,
-        nan_to_none,
-        pick_device,
-        train,
-    )
+    from waferseg_core.ml.train import config_from_options, nan_to_none, score_best, train
 
     if not args.coco and not args.synth and not args.real_npz:
         raise InvalidInputError(
@@ -153,15 +146,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         "val_wafers": len(val_set),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    # Scored on the training device: on a GPU machine the CPU pass took longer than an epoch.
-    device = pick_device(cfg.device)
-    model, _ = load_model(out / "best_model.pt")
-    model.to(device)
+    model, (val_report, holdout_report) = score_best(out, cfg, val_set, real_holdout)
     if val_set:
-        summary["val"] = nan_to_none(evaluate_samples(model, val_set, device))
+        summary["val"] = val_report
     if real_holdout:
-        summary["real_holdout"] = nan_to_none(evaluate_samples(model, real_holdout, device))
-    model.cpu()
+        summary["real_holdout"] = holdout_report
     if not args.no_export:
         from waferseg_core.ml.export import export_run
 

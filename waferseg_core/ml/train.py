@@ -349,10 +349,11 @@ def train(
             if cancelled():
                 return
             if timed:
-                if n and spent() >= cfg.max_seconds:
+                now = spent()
+                if n and now >= cfg.max_seconds:
                     break  # the budget is spent: evaluate and keep what this epoch learned
                 for group in opt.param_groups:
-                    group["lr"] = budget_lr(cfg.lr, spent(), cfg.max_seconds)
+                    group["lr"] = budget_lr(cfg.lr, now, cfg.max_seconds)
             x, y, labels = (t.to(device, non_blocking=True) for t in (x, y, labels))
             with torch.autocast(
                 device.type,
@@ -450,6 +451,20 @@ def load_model(path: Path, device: str = "cpu") -> tuple[nn.Module, TrainConfig]
     model.load_state_dict(ck["model"])
     # load_state_dict copies into the new model's own (CPU) tensors: move it where asked.
     return model.to(device).eval(), cfg
+
+
+def score_best(
+    out: Path, cfg: TrainConfig, *sets: Sequence[Sample]
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """A finished run's best model (back on the CPU, ready to export) and its scores per set.
+
+    Scored on the training device: on a GPU machine a CPU pass took longer than an epoch.
+    An empty set scores ``{}``.
+    """
+    device = pick_device(cfg.device)
+    model, _ = load_model(out / "best_model.pt", str(device))
+    reports = [nan_to_none(evaluate_samples(model, s, device)) if s else {} for s in sets]
+    return model.cpu(), reports
 
 
 def nan_to_none(d: Any) -> Any:

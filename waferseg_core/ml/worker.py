@@ -23,18 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from waferseg_core.inference import file_hash
 from waferseg_core.ml import data as D  # noqa: N812
 from waferseg_core.ml.export import export_run
-from waferseg_core.ml.train import (
-    config_from_options,
-    evaluate_samples,
-    load_model,
-    nan_to_none,
-    train,
-)
+from waferseg_core.ml.train import config_from_options, nan_to_none, score_best, train
 from waferseg_core.store.service import Store
 
 HEARTBEAT_S = 5.0
@@ -79,10 +71,7 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         if cancel[0] or cancelled():
             store.finish_job(job_id, "cancelled")
             return "cancelled"
-        model, _ = load_model(out / "best_model.pt")
-        metrics: dict[str, Any] = (
-            nan_to_none(evaluate_samples(model, val_set, torch.device("cpu"))) if val_set else {}
-        )
+        model, (metrics,) = score_best(out, tc, val_set)
         metrics.update(
             export_run(
                 model,
