@@ -24,6 +24,11 @@ from pathlib import Path
 QUICK = {"pool": 200, "test": 100, "epochs": 6, "steps": 6, "ladder": "0.05,0.1,0.2", "mc": 3}
 
 
+def _short(result: dict) -> str:
+    """The metric's name in the result's keys: ``miou`` (synthetic) or ``macro_f1`` (real)."""
+    return "miou" if result.get("metric", "mean_iou") == "mean_iou" else result["metric"]
+
+
 def plot(result: dict, path: Path) -> None:
     """Learning curves (mIoU vs labelled share) as a PNG, drawn with pyqtgraph offscreen."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -32,7 +37,7 @@ def plot(result: dict, path: Path) -> None:
 
     app = QApplication.instance() or QApplication([])
     pg.setConfigOptions(antialias=True, background="w", foreground="k")
-    short = "miou" if result.get("metric", "mean_iou") == "mean_iou" else result["metric"]
+    short = _short(result)
     kind = "synthetic" if short == "miou" else "real WM-811K"
     w = pg.PlotWidget(title=f"Active learning on {result['pool']} {kind} wafers")
     w.resize(900, 600)
@@ -101,7 +106,6 @@ def main() -> None:
     import torch
 
     from waferseg_core.ml.al_sim import SimConfig, pretrain, real_data, simulate
-    from waferseg_core.ml.train import evaluate_samples, load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,15 +135,8 @@ def main() -> None:
         if data and args.pretrain:
             epochs, steps = (int(v) for v in args.pretrain.split(","))
             cfg.init = pretrain(cfg, data.base, Path(work) / "pretrain", epochs, steps)
-            alone = evaluate_samples(load_model(Path(cfg.init))[0], data.test, torch.device("cpu"))
-            pretrained_only = round(float(alone[data.metric]), 4)
-            log(
-                f"pretrained on {len(data.base)} synthetic wafers ({epochs}x{steps} steps): "
-                f"{data.short} {pretrained_only} with no real label"
-            )
+            log(f"pretrained on {len(data.base)} synthetic wafers ({epochs}x{steps} steps)")
         result = simulate(cfg, Path(work), log, data)
-        if cfg.init:
-            result["pretrained_only"] = pretrained_only
     result["command"] = " ".join(["bench/al_simulation.py", *sys.argv[1:]])
     if args.out:
         out = Path(args.out)
@@ -149,7 +146,7 @@ def main() -> None:
         )
         (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
         plot(result, out / f"{png}.png")
-    short = "macro_f1" if data else "miou"
+    short = _short(result)
     brief = {
         "pool": result["pool"],
         f"full_{short}": result[f"full_{short}"],

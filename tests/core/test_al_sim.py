@@ -24,7 +24,7 @@ def test_micro_simulation_runs_every_round(tmp_path):
     )
     logs = []
     res = simulate(cfg, tmp_path, logs.append)
-    assert res["pool"] == 12 and 0.0 <= res["full_miou"] <= 1.0
+    assert res["pool"] == 12 and 0.0 <= res["full_miou"] <= 1.0 and "pretrained_only" not in res
     for name in cfg.strategies:
         curve = res["strategies"][name]["curve"]
         assert [c[0] for c in curve] == [0.25, 0.5]  # 3 labels, then 6
@@ -56,5 +56,6 @@ def test_real_wafer_simulation_reveals_labels_and_scores_macro_f1(tmp_path, wm81
     res = simulate(cfg, tmp_path, data=small)
     assert res["metric"] == "macro_f1" and res["pool"] == 12 and res["test"] == 8
     assert 0.0 <= res["full_macro_f1"] <= 1.0 and "full_miou" not in res
+    assert 0.0 <= res["pretrained_only"] <= 1.0  # the starting model, before any pool label
     assert [c[0] for c in res["strategies"]["margin"]["curve"]] == [0.25, 0.5]
     assert {"supervised_macro_f1", "fixmatch_macro_f1"} <= set(res["fixmatch"])

@@ -222,6 +222,10 @@ def simulate(
         return _score(_fit(cfg, base + labelled, work / name, unlabeled), test, device, metric)
 
     n_pool = len(pool)
+    alone = None
+    if cfg.init:  # the model every round fine-tunes, before any label of this pool
+        alone = _score(load_model(Path(cfg.init), cfg.device)[0], test, device, metric)
+        log(f"the starting model, no label of this pool: {short} {alone:.4f}")
     full = fit(pool, "full")
     log(f"full pool ({n_pool} wafers): {short} {full:.4f}")
     n0 = max(2, round(cfg.ladder[0] * n_pool))
@@ -264,6 +268,7 @@ def simulate(
         "test": len(test),
         "metric": metric,
         f"full_{short}": round(full, 4),
+        **({"pretrained_only": round(alone, 4)} if alone is not None else {}),
         "strategies": {
             s: {"labels_to_95pct": _reach(c, 0.95 * full), "curve": c} for s, c in curves.items()
         },
