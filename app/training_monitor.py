@@ -93,9 +93,8 @@ class NewJobDialog(QDialog):
         self.run_here = QRadioButton("Start a worker on this machine now")
         self.queue = QRadioButton("Queue it for a worker on another machine")
         self.run_here.setChecked(True)
-        if getattr(
-            sys, "frozen", False
-        ):  # the workstation bundle has no torch: workers run elsewhere
+        # The workstation bundle has no torch: its jobs go to workers on other machines.
+        if getattr(sys, "frozen", False):
             self.run_here.setEnabled(False)
             self.run_here.setToolTip("this installation has no training extra; queue the job")
             self.queue.setChecked(True)
