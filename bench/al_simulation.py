@@ -4,11 +4,14 @@
     .venv/bin/python bench/al_simulation.py --out docs/al --device cuda    # the full run
     .venv/bin/python bench/al_simulation.py --real-npz ../shared/data/wm811k/wm811k_dev.npz \
         --out docs/al          # real wafers: wafer-level labels revealed, scored by macro-F1
+    .venv/bin/python bench/al_simulation.py --combine A/al_simulation.json B/al_simulation.json \
+        --out docs/al          # the mean of runs with different --seed (curves with +-1 sd)
 
 Prints one JSON object: pool, full_miou (full_macro_f1 on real wafers), per strategy labels_to_95pct (the smallest labelled
 share of the pool reaching 95% of the full-pool mIoU; null: not within the ladder) and its
 curve, and the FixMatch comparison at 5% labels. ``--out`` also writes al_simulation.json and
-learning_curves.png there (al_real.json and learning_curves_real.png for ``--real-npz``).
+learning_curves.png there (al_real.json and learning_curves_real.png for ``--real-npz``;
+al_*_seeds.json and learning_curves*_seeds.png for ``--combine``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def _short(result: dict) -> str:
 def plot(result: dict, path: Path) -> None:
     """Learning curves (mIoU vs labelled share) as a PNG, drawn with pyqtgraph offscreen."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import numpy as np
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
@@ -39,7 +43,8 @@ def plot(result: dict, path: Path) -> None:
     pg.setConfigOptions(antialias=True, background="w", foreground="k")
     short = _short(result)
     kind = "synthetic" if short == "miou" else "real WM-811K"
-    w = pg.PlotWidget(title=f"Active learning on {result['pool']} {kind} wafers")
+    runs = f", mean of {result['runs']} runs (bars: ±1 sd)" if "runs" in result else ""
+    w = pg.PlotWidget(title=f"Active learning on {result['pool']} {kind} wafers{runs}")
     w.resize(900, 600)
     w.addLegend(offset=(-10, 10))
     colours = ["#888888", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]
@@ -47,6 +52,12 @@ def plot(result: dict, path: Path) -> None:
         xs = [100 * p[0] for p in d["curve"]]
         ys = [p[1] for p in d["curve"]]
         w.plot(xs, ys, pen=pg.mkPen(c, width=2), symbol="o", symbolBrush=c, name=name)
+        if "sd" in d:
+            w.addItem(
+                pg.ErrorBarItem(
+                    x=np.array(xs), y=np.array(ys), height=2 * np.array(d["sd"]), pen=c, beam=0.4
+                )
+            )
     full = result[f"full_{short}"]
     w.addItem(
         pg.InfiniteLine(full, angle=0, pen=pg.mkPen("k", style=pg.QtCore.Qt.PenStyle.DashLine))
@@ -99,7 +110,27 @@ def main() -> None:
         help="with --real-npz: train on the synthetic wafers first; every round fine-tunes that",
     )
     ap.add_argument("--lr", type=float, default=2e-3, help="learning rate of every round")
+    ap.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="average these runs' results (same sizes, other --seed) instead of running",
+    )
     args = ap.parse_args()
+    if args.combine:
+        from waferseg_core.ml.al_sim import combine
+
+        sources = [json.loads(Path(f).read_text()) for f in args.combine]
+        try:
+            result = combine(sources)
+        except ValueError as exc:
+            sys.exit(f"al_simulation.py: {exc}")
+        result["sources"] = [
+            {"file": f, "command": r.get("command")}
+            for f, r in zip(args.combine, sources, strict=True)
+        ]
+        report(result, args.out, "_seeds")
+        return
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
@@ -138,22 +169,30 @@ def main() -> None:
             log(f"pretrained on {len(data.base)} synthetic wafers ({epochs}x{steps} steps)")
         result = simulate(cfg, Path(work), log, data)
     result["command"] = " ".join(["bench/al_simulation.py", *sys.argv[1:]])
-    if args.out:
-        out = Path(args.out)
+    result["seed"] = args.seed
+    report(result, args.out)
+
+
+def report(result: dict, out_dir: str | None, suffix: str = "") -> None:
+    """Write the JSON and the plot to ``out_dir`` (if given) and print the one-line brief."""
+    short = _short(result)
+    if out_dir:
+        out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         stem, png = (
-            ("al_real", "learning_curves_real") if data else ("al_simulation", "learning_curves")
+            ("al_real", "learning_curves_real")
+            if short != "miou"
+            else ("al_simulation", "learning_curves")
         )
-        (out / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
-        plot(result, out / f"{png}.png")
-    short = _short(result)
+        (out / f"{stem}{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
+        plot(result, out / f"{png}{suffix}.png")
     brief = {
         "pool": result["pool"],
         f"full_{short}": result[f"full_{short}"],
         "strategies": {
             k: {"labels_to_95pct": v["labels_to_95pct"]} for k, v in result["strategies"].items()
         },
-        "fixmatch": result["fixmatch"],
+        "fixmatch": result.get("fixmatch"),
     }
     print(json.dumps(brief))
 

@@ -2,12 +2,61 @@
 
 from pathlib import Path
 
-from waferseg_core.ml.al_sim import SimConfig, SimData, _reach, pretrain, real_data, simulate
+import pytest
+
+from waferseg_core.ml.al_sim import (
+    SimConfig,
+    SimData,
+    _reach,
+    combine,
+    pretrain,
+    real_data,
+    simulate,
+)
 
 
 def test_reach_finds_the_first_share_at_target():
     curve = [[0.05, 0.5], [0.1, 0.8], [0.2, 0.9]]
     assert _reach(curve, 0.8) == 0.1 and _reach(curve, 0.95) is None
+
+
+def _run(full, random_curve, margin_curve, fix=(0.1, 0.2)):
+    ladder = (0.05, 0.1, 0.2)
+    return {
+        "pool": 100,
+        "metric": "mean_iou",
+        "full_miou": full,
+        "strategies": {
+            name: {"labels_to_95pct": _reach(c, 0.95 * full), "curve": [list(p) for p in c]}
+            for name, c in (
+                ("random", list(zip(ladder, random_curve, strict=True))),
+                ("margin", list(zip(ladder, margin_curve, strict=True))),
+            )
+        },
+        "fixmatch": {"labels": 0.05, "supervised_miou": fix[0], "fixmatch_miou": fix[1]},
+    }
+
+
+def test_combine_reads_the_target_from_the_mean_curve():
+    # Run a: margin reaches 95% of its full score at 10% by a lucky dip-free point; run b: not.
+    a = _run(0.5, (0.3, 0.4, 0.48), (0.3, 0.48, 0.44))
+    b = _run(0.6, (0.3, 0.45, 0.5), (0.3, 0.5, 0.58))
+    res = combine([a, b])
+    assert res["runs"] == 2 and res["full_miou"] == 0.55 and res["full_miou_per_run"] == [0.5, 0.6]
+    margin = res["strategies"]["margin"]
+    assert margin["curve"] == [[0.05, 0.3], [0.1, 0.49], [0.2, 0.51]]
+    assert margin["per_run"] == [0.1, 0.2]
+    assert margin["labels_to_95pct"] is None  # the mean never reaches 0.95 * 0.55 = 0.5225
+    assert margin["sd"] == [0.0, 0.01, 0.07]
+    assert res["fixmatch"]["per_run"] == [[0.1, 0.2], [0.1, 0.2]]
+    assert res["fixmatch"]["fixmatch_miou"] == 0.2
+    with pytest.raises(ValueError, match="expected results of the same metric, pool"):
+        combine([a, {**b, "pool": 90}])
+    brief = {"pool": 100, "strategies": {"random": {"labels_to_95pct": 0.1}}}
+    with pytest.raises(ValueError, match="expected full simulation results"):
+        combine([a, brief])
+    with pytest.raises(ValueError, match="expected at least one"):
+        combine([])
 
 
 def test_micro_simulation_runs_every_round(tmp_path):

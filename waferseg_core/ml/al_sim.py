@@ -13,6 +13,7 @@ test set, a fixed synthetic set with masks always in training, scored by test ma
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,7 @@ class SimConfig:
     mc_passes: int = 5
     fixmatch_labels: float = 0.05
     threshold: float = 0.95
+    class_thresholds: bool = False  # FixMatch with per-class thresholds (FlexMatch)
     lr: float = 2e-3
     init: str = ""  # every round fine-tunes from this checkpoint (see ``pretrain``)
     device: str = "cpu"
@@ -131,6 +133,7 @@ def _fit(
         patience=cfg.epochs,
         fixmatch=bool(unlabeled),
         threshold=cfg.threshold,
+        class_thresholds=cfg.class_thresholds,
         ramp_epochs=max(1, cfg.epochs // 2),
         lr=cfg.lr,
         init=cfg.init,
@@ -291,6 +294,73 @@ def simulate(
     }
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def combine(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Average simulations that differ only in their seed (pool, test set, start, training).
+
+    One small-scale run is noisy (a strategy's curve can dip between rungs), so its
+    ``labels_to_95pct`` may be luck. Here each strategy's curve is the mean over the runs,
+    ``labels_to_95pct`` is read from that mean against 95% of the mean full-pool score, and the
+    runs' own figures are kept beside it (``per_run``), as are FixMatch's.
+
+    Raises:
+        ValueError: The results do not share their metric, pool size, strategies and ladder.
+    """
+    if not results:
+        raise ValueError("expected at least one simulation result to combine, found none")
+    for r in results:
+        if not all("curve" in v for v in r.get("strategies", {}).values()) or "pool" not in r:
+            raise ValueError(
+                "expected full simulation results (the JSON --out writes, with each strategy's "
+                "curve), found one without"
+            )
+    first = results[0]
+    short = "miou" if first.get("metric", "mean_iou") == "mean_iou" else str(first["metric"])
+
+    def shape(r: dict[str, Any]) -> tuple[Any, ...]:
+        ladders = {k: [p[0] for p in v["curve"]] for k, v in r["strategies"].items()}
+        return r.get("metric", "mean_iou"), r["pool"], json.dumps(ladders, sort_keys=True)
+
+    for r in results[1:]:
+        if shape(r) != shape(first):
+            raise ValueError(
+                "expected results of the same metric, pool, strategies and ladder, found "
+                f"{shape(first)[:2]} and {shape(r)[:2]} (or different strategies or rungs)"
+            )
+    fulls = [float(r[f"full_{short}"]) for r in results]
+    full = float(np.mean(fulls))
+    strategies: dict[str, Any] = {}
+    for name, entry in first["strategies"].items():
+        ys = np.array([[p[1] for p in r["strategies"][name]["curve"]] for r in results])
+        curve = [
+            [p[0], round(float(y), 4)] for p, y in zip(entry["curve"], ys.mean(0), strict=True)
+        ]
+        strategies[name] = {
+            "labels_to_95pct": _reach(curve, 0.95 * full),
+            "curve": curve,
+            "sd": [round(float(v), 4) for v in ys.std(0)],
+            "per_run": [r["strategies"][name]["labels_to_95pct"] for r in results],
+        }
+    out: dict[str, Any] = {
+        "runs": len(results),
+        "pool": first["pool"],
+        "metric": first.get("metric", "mean_iou"),
+        f"full_{short}": round(full, 4),
+        f"full_{short}_per_run": fulls,
+        "strategies": strategies,
+    }
+    fix = [r["fixmatch"] for r in results if "fixmatch" in r]
+    if fix:
+        sup = [float(f[f"supervised_{short}"]) for f in fix]
+        fm = [float(f[f"fixmatch_{short}"]) for f in fix]
+        out["fixmatch"] = {
+            "labels": fix[0]["labels"],
+            f"supervised_{short}": round(float(np.mean(sup)), 4),
+            f"fixmatch_{short}": round(float(np.mean(fm)), 4),
+            "per_run": [[a, b] for a, b in zip(sup, fm, strict=True)],
+        }
+    return out
 
 
 def _reach(curve: list[list[float]], target: float) -> float | None:
