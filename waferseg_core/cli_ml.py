@@ -90,6 +90,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--coco")
     p.add_argument("--npz", help="WM-811K npz: wafer-level scores on its labels")
+    p.add_argument(
+        "--void-outline",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also score without the dies within N of a class outline (a VOC-style void band)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="segment wafers in files or a stored lot; JSON per wafer")
@@ -198,24 +205,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Segmentation metrics on a COCO set, wafer metrics on its (and the npz's) labels."""
     from waferseg_core.coco import load, mask_from_annotations
     from waferseg_core.inference import Predictor
-    from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
+    from waferseg_core.metrics import Confusion, outline_band, segmentation_report, wafer_report
     from waferseg_core.patterns import pattern_from_mask
 
     if not args.coco and not args.npz:
         raise InvalidInputError("expected --coco FILE and/or --npz FILE")
+    if args.void_outline < 0:
+        raise InvalidInputError(f"--void-outline must be 0 or more dies, found {args.void_outline}")
     pred = Predictor(args.model)
     report: dict[str, Any] = {"model": str(args.model), "model_hash": pred.hash}
     if args.coco:
         items = load(args.coco)
         results = pred.predict([cw.wafer for cw in items])
-        conf = Confusion()
+        conf, inner = Confusion(), Confusion()
         truth, guess = [], []
         for cw, r in zip(items, results, strict=True):
             mask = mask_from_annotations(cw.annotations, cw.wafer)
-            conf.add(mask, r.mask, cw.wafer.grid > 0)
+            on = cw.wafer.grid > 0
+            conf.add(mask, r.mask, on)
+            inner.add(mask, r.mask, on & ~outline_band(mask, on, args.void_outline))
             truth.append(pattern_from_mask(mask, cw.wafer.grid))
             guess.append(r.pattern)
         report.update(segmentation_report(conf))
+        if args.void_outline:
+            away = segmentation_report(inner)
+            report["void_outline"] = {
+                "dies": args.void_outline,
+                "scored_share": round(int(inner.matrix.sum()) / max(int(conf.matrix.sum()), 1), 4),
+                "mean_iou": away["mean_iou"],
+                "per_class_iou": away["per_class_iou"],
+            }
         report.update(wafer_report(truth, guess))
         report["wafers"] = len(items)
     if args.npz:

@@ -74,6 +74,34 @@ class Confusion:
         return float(self.tp.sum() / total) if total else float("nan")
 
 
+def outline_band(
+    mask: npt.NDArray[np.integer], on: npt.NDArray[np.bool_], width: int
+) -> npt.NDArray[np.bool_]:
+    """Dies within ``width`` steps (4-neighbour) of a boundary between two classes of ``mask``.
+
+    Both dies of a differing neighbour pair are in the band at width 1, so it straddles the
+    outline, like the void band PASCAL VOC leaves unscored around object outlines. The wafer's
+    own edge is no boundary. Width 0 gives an empty band.
+    """
+    band = np.zeros(mask.shape, bool)
+    if width <= 0:
+        return band
+    h, w = mask.shape
+    for dr, dc in ((0, 1), (1, 0)):
+        diff = (mask[: h - dr, : w - dc] != mask[dr:, dc:]) & on[: h - dr, : w - dc] & on[dr:, dc:]
+        band[: h - dr, : w - dc] |= diff
+        band[dr:, dc:] |= diff
+    for _ in range(width - 1):
+        grown = band.copy()
+        grown[1:] |= band[:-1]
+        grown[:-1] |= band[1:]
+        grown[:, 1:] |= band[:, :-1]
+        grown[:, :-1] |= band[:, 1:]
+        band = grown
+    out: npt.NDArray[np.bool_] = band & on
+    return out
+
+
 def segmentation_report(conf: Confusion) -> dict[str, object]:
     """mean_iou (over the pattern classes present), per_class_iou, dice, pixel_accuracy."""
     iou = conf.iou()

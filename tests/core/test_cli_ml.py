@@ -60,6 +60,12 @@ def test_bench_prints_figures(capsys):
     )
 
 
+def test_evaluate_refuses_a_negative_void_band(wm811k_npz, capsys):
+    argv = ["evaluate", "--model", str(DEFAULT_MODEL), "--npz", str(wm811k_npz)]
+    code, _, err = run(capsys, *argv, "--void-outline", "-1")
+    assert code == 2 and "--void-outline must be 0 or more dies, found -1" in err
+
+
 @pytest.mark.slow
 def test_default_model_gives_its_cards_numbers_on_the_dev_npz(wm811k_npz, capsys):
     assert DEFAULT_MODEL.exists()
@@ -95,7 +101,13 @@ def test_default_model_gives_its_cards_numbers_on_the_synthetic_test_set(tmp_pat
         str(DEFAULT_MODEL),
         "--coco",
         str(tmp_path / "t" / "annotations.json"),
+        "--void-outline",
+        "1",
     )
     assert code == 0
     assert rows[0]["mean_iou"] == pytest.approx(0.617, abs=0.002)
     assert rows[0]["macro_f1"] == pytest.approx(0.811, abs=0.002)
+    # The card's figure without the dies next to an outline: the errors are not at the outlines.
+    void = rows[0]["void_outline"]
+    assert void["dies"] == 1 and void["scored_share"] == pytest.approx(0.971, abs=0.002)
+    assert void["mean_iou"] == pytest.approx(0.621, abs=0.002)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Predictor, decide_pattern
-from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
+from waferseg_core.metrics import Confusion, outline_band, segmentation_report, wafer_report
 from waferseg_core.ml.data import Augment, Sample, batches, bucket_of, synth_samples, to_arrays
 from waferseg_core.ml.export import export_onnx, parity
 from waferseg_core.ml.losses import class_weights, dice_loss, focal_loss, mil_loss
@@ -103,6 +103,19 @@ def test_metrics_by_hand():
     assert w["wafer_accuracy"] == 0.75
     # F1: Center 2/3, none 2/3, Loc 1 -> macro 7/9
     assert w["macro_f1"] == pytest.approx(7 / 9, abs=1e-4)
+
+
+def test_outline_band_straddles_class_boundaries_not_the_wafer_edge():
+    mask = np.array([[0, 0, 0, 0], [0, 3, 3, 0], [0, 0, 0, 0], [0, 0, 0, 0]], np.uint8)
+    on = np.ones_like(mask, bool)
+    on[:, 3] = False  # off-wafer column: its edge with the wafer is no outline
+    band = outline_band(mask, on, 1)
+    expect = np.array([[0, 1, 1, 0], [1, 1, 1, 0], [0, 1, 1, 0], [0, 0, 0, 0]], bool)
+    assert np.array_equal(band, expect)
+    wider = outline_band(mask, on, 2)
+    assert wider[3, 1] and wider[1, 0] and not wider[3, 3] and not outline_band(mask, on, 0).any()
+    # A wafer of one class has no outline at all.
+    assert not outline_band(np.zeros((5, 5), np.uint8), np.ones((5, 5), bool), 3).any()
 
 
 def test_augment_keeps_mask_aligned_and_batches_bucket(samples):
