@@ -30,7 +30,7 @@ PY
 rm -rf out/synth-test
 .venv/bin/waferseg synth --count 1000 --seed 999 --mixed 0.15 --out out/synth-test > /dev/null
 .venv/bin/waferseg evaluate --model "$DEST/waferseg-default.onnx" --coco out/synth-test/annotations.json \
-  --npz "$NPZ" > "$RUNS/eval.json"
+  --npz "$NPZ" --void-outline 1 > "$RUNS/eval.json"
 .venv/bin/python bench/cv_real.py "$RUNS" --npz "$NPZ" > "$RUNS/cv_real.json"
 .venv/bin/waferseg bench --model "$DEST/waferseg-default.onnx" > "$RUNS/bench.json"
 cat "$RUNS/export.json" "$RUNS/eval.json" "$RUNS/cv_real.json" "$RUNS/bench.json"

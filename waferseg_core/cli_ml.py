@@ -227,6 +227,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             truth.append(pattern_from_mask(mask, cw.wafer.grid))
             guess.append(r.pattern)
         report.update(segmentation_report(conf))
+        # Die counts, rows the true class and columns the predicted one (class id order);
+        # "confusion" is the wafer-level one of wafer_report.
+        report["die_confusion"] = conf.matrix.tolist()
         if args.void_outline:
             away = segmentation_report(inner)
             report["void_outline"] = {

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from waferseg_core.classes import WAFER_LABELS
@@ -111,3 +112,7 @@ def test_default_model_gives_its_cards_numbers_on_the_synthetic_test_set(tmp_pat
     void = rows[0]["void_outline"]
     assert void["dies"] == 1 and void["scored_share"] == pytest.approx(0.971, abs=0.002)
     assert void["mean_iou"] == pytest.approx(0.621, abs=0.002)
+    confusion = np.array(rows[0]["die_confusion"])
+    assert confusion.shape == (9, 9) and confusion.sum() > 0
+    donut_as_loc = confusion[2, 5] / confusion[2].sum()  # the card's worst confusion
+    assert donut_as_loc == pytest.approx(0.392, abs=0.005)
