@@ -69,11 +69,6 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--threshold", type=float, default=0.95, help="FixMatch pseudo-label confidence")
     p.add_argument(
-        "--class-thresholds",
-        action="store_true",
-        help="FixMatch: per-class thresholds, lower for classes still being learned (FlexMatch)",
-    )
-    p.add_argument(
         "--fixmatch-start",
         type=int,
         default=-1,

@@ -25,7 +25,6 @@ from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
 from waferseg_core.ml.data import Augment, FixMatchViews, Sample, batches, bucket_of, to_arrays
 from waferseg_core.ml.losses import class_weights, combined_loss, mil_loss, wafer_loss
 from waferseg_core.ml.model import NUM_CLASSES, create_model
-from waferseg_core.ml.thresholds import ClassThresholds
 from waferseg_core.modelio import IGNORE, encode, padded_size
 
 
@@ -60,8 +59,6 @@ class TrainConfig:
     max_seconds: float = 0.0
     fixmatch: bool = False  # learn from unlabelled wafers too (needs ``unlabeled`` in train())
     threshold: float = 0.95  # FixMatch: per-die confidence a pseudo-label needs
-    # FixMatch: lower that bar per class while the class is still being learned (FlexMatch).
-    class_thresholds: bool = False
     unlabeled_weight: float = 1.0  # FixMatch: weight of the unlabelled loss once ramped up
     ramp_epochs: int = 5  # FixMatch: epochs over which that weight ramps up linearly
     # FixMatch: supervised-only epochs before pseudo-labels begin (-1: a third of ``epochs``).
@@ -88,7 +85,6 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         patience=int(opts.get("patience", d.patience)),
         fixmatch=bool(opts.get("fixmatch", d.fixmatch)),
         threshold=float(opts.get("threshold", d.threshold)),
-        class_thresholds=bool(opts.get("class_thresholds", d.class_thresholds)),
         fixmatch_start=int(opts.get("fixmatch_start", d.fixmatch_start)),
         init=str(opts.get("init") or ""),
     )
@@ -176,7 +172,7 @@ def fixmatch_loss(
     unlabeled: Sequence[Sample],
     idx: list[int],
     views: FixMatchViews,
-    threshold: float | ClassThresholds,
+    threshold: float,
     device: torch.device,
     weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
@@ -193,17 +189,10 @@ def fixmatch_loss(
     with torch.no_grad():
         conf_t, lab_t = torch.softmax(model(xw)[0].float(), 1).max(1)
     conf, lab = conf_t.cpu().numpy(), lab_t.cpu().numpy().astype(np.uint8)
-    if isinstance(threshold, ClassThresholds):
-        on = [(j, g > 0) for j, g in enumerate(weak)]
-        threshold.update(
-            np.concatenate([conf[j, : m.shape[0], : m.shape[1]][m] for j, m in on]),
-            np.concatenate([lab[j, : m.shape[0], : m.shape[1]][m] for j, m in on]),
-        )
     xs, ys, on_total, kept_total = [], [], 0, 0
     for j, g in enumerate(weak):
         h, w = g.shape
-        bar = threshold.of(lab[j, :h, :w]) if isinstance(threshold, ClassThresholds) else threshold
-        keep = (conf[j, :h, :w] >= bar) & (g > 0)
+        keep = (conf[j, :h, :w] >= threshold) & (g > 0)
         gs, ls, ks = views.strong(g, lab[j, :h, :w], keep)
         xs.append(encode(gs, (size, size)))
         y = np.full((size, size), IGNORE, np.uint8)
@@ -324,11 +313,6 @@ def train(
         model.load_state_dict(initial_weights(cfg.init, cfg.arch, device))
     rng = np.random.default_rng(cfg.seed + start)
     fm_start = cfg.fixmatch_start if cfg.fixmatch_start >= 0 else cfg.epochs // 3
-    # Per-class thresholds are a running estimate, not checkpointed: a resumed run re-learns
-    # them within a few batches.
-    bar: float | ClassThresholds = (
-        ClassThresholds(cfg.threshold, NUM_CLASSES) if cfg.class_thresholds else cfg.threshold
-    )
     began = time.perf_counter()
 
     def spent() -> float:
@@ -388,7 +372,7 @@ def train(
                 if views is not None:
                     pick = rng.choice(len(unlabeled), size=min(len(x), len(unlabeled)))
                     u_loss, kept = fixmatch_loss(
-                        model, unlabeled, pick.tolist(), views, bar, device, weight
+                        model, unlabeled, pick.tolist(), views, cfg.threshold, device, weight
                     )
                     loss = loss + u_weight * u_loss
                     u_total += float(u_loss.detach())
@@ -426,11 +410,6 @@ def train(
                     "unlabeled_weight": round(u_weight, 4),
                 }
                 if use_fixmatch
-                else {}
-            ),
-            **(
-                {"class_thresholds": [round(float(v), 3) for v in bar.values()]}
-                if use_fixmatch and isinstance(bar, ClassThresholds)
                 else {}
             ),
             **{k: v for k, v in report.items() if k not in ("confusion", "labels")},
