@@ -55,7 +55,6 @@ class SimConfig:
     mc_passes: int = 5
     fixmatch_labels: float = 0.05
     threshold: float = 0.95
-    class_thresholds: bool = False  # FixMatch with per-class thresholds (FlexMatch)
     lr: float = 2e-3
     init: str = ""  # every round fine-tunes from this checkpoint (see ``pretrain``)
     device: str = "cpu"
@@ -133,7 +132,6 @@ def _fit(
         patience=cfg.epochs,
         fixmatch=bool(unlabeled),
         threshold=cfg.threshold,
-        class_thresholds=cfg.class_thresholds,
         ramp_epochs=max(1, cfg.epochs // 2),
         lr=cfg.lr,
         init=cfg.init,
