@@ -1,7 +1,9 @@
 """ONNX Runtime inference: per-die classes, probabilities, confidence, entropy and the pattern.
 
-No torch here. Wafers are grouped into buckets by padded size and run in batches; results are
-cached by (wafer content hash, model hash). One ``Predictor`` may be shared by threads: ONNX
+No torch here. Wafers more than ``coarse.MAX_SIDE`` dies across are seen at a coarser die scale
+and every die takes its block's prediction (:mod:`waferseg_core.coarse`). Wafers are grouped
+into buckets by padded size and run in batches; results are cached by (wafer content hash,
+model hash). One ``Predictor`` may be shared by threads: ONNX
 Runtime sessions are thread-safe and the cache takes a lock.
 
 The wafer's pattern agrees with the mask the user sees: the candidates are the classes holding
@@ -24,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
+from waferseg_core.coarse import coarsen, factor, spread
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.modelio import encode, padded_size
 from waferseg_core.patterns import class_die_counts, patterns_from_mask
@@ -123,6 +126,7 @@ class Predictor:
         """Predictions in input order (cached ones are not recomputed)."""
         results: list[Prediction | None] = [None] * len(wafers)
         todo: dict[tuple[int, int], list[int]] = {}
+        seen: dict[int, tuple[npt.NDArray[np.uint8], int]] = {}  # the grid the model sees, k
         with self._lock:
             for i, w in enumerate(wafers):
                 hit = self._cache.get(w.content_hash)
@@ -130,16 +134,23 @@ class Predictor:
                     self._cache.move_to_end(w.content_hash)
                     results[i] = hit
                 else:
-                    todo.setdefault((padded_size(w.rows), padded_size(w.cols)), []).append(i)
+                    k = factor(w.grid.shape)
+                    seen[i] = (coarsen(w.grid, k), k)
+                    g = seen[i][0]
+                    todo.setdefault((padded_size(g.shape[0]), padded_size(g.shape[1])), []).append(
+                        i
+                    )
         for size, idx_all in todo.items():
-            for k in range(0, len(idx_all), batch_size):
-                idx = idx_all[k : k + batch_size]
+            for n in range(0, len(idx_all), batch_size):
+                idx = idx_all[n : n + batch_size]
                 t0 = time.perf_counter()
-                batch = np.stack([encode(wafers[i].grid, size) for i in idx])
+                batch = np.stack([encode(seen[i][0], size) for i in idx])
                 seg, wafer_logits, emb = self.raw(batch)
                 ms = (time.perf_counter() - t0) * 1000 / len(idx)
                 for j, i in enumerate(idx):
-                    results[i] = self._decode(wafers[i], seg[j], wafer_logits[j], emb[j], ms)
+                    g, k = seen[i]
+                    logits = spread(seg[j][:, : g.shape[0], : g.shape[1]], k, wafers[i].grid.shape)
+                    results[i] = self._decode(wafers[i], logits, wafer_logits[j], emb[j], ms)
         with self._lock:
             for w, r in zip(wafers, results, strict=True):
                 assert r is not None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from waferseg_core.coarse import coarsen, factor
 from waferseg_core.ml.active import bald_scores
 from waferseg_core.ml.model import enable_mc_dropout
 from waferseg_core.ml.train import load_model, pick_device
@@ -25,26 +26,30 @@ def bald(
     batch_size: int = 32,
     seed: int = 0,
 ) -> list[float]:
-    """Per-wafer BALD (mean mutual information over its dies) from ``passes`` dropout samples."""
+    """Per-wafer BALD (mean mutual information over its dies) from ``passes`` dropout samples.
+
+    Large wafers are scored at the die scale the model sees them (``coarse``), over their cells.
+    """
     dev = pick_device(device)
     model, _ = load_model(Path(checkpoint), str(dev))
     model.to(dev).eval()
     undo = enable_mc_dropout(model)
     torch.manual_seed(seed)
     out = [0.0] * len(wafers)
+    grids = [coarsen(w.grid, factor(w.grid.shape)) for w in wafers]
     buckets: dict[tuple[int, int], list[int]] = {}
-    for i, w in enumerate(wafers):
-        buckets.setdefault((padded_size(w.rows), padded_size(w.cols)), []).append(i)
+    for i, g in enumerate(grids):
+        buckets.setdefault((padded_size(g.shape[0]), padded_size(g.shape[1])), []).append(i)
     try:
         for size, idx_all in buckets.items():
             for k in range(0, len(idx_all), batch_size):
                 idx = idx_all[k : k + batch_size]
-                x = torch.from_numpy(np.stack([encode(wafers[i].grid, size) for i in idx])).to(dev)
+                x = torch.from_numpy(np.stack([encode(grids[i], size) for i in idx])).to(dev)
                 probs = torch.stack([torch.softmax(model(x)[0].float(), 1) for _ in range(passes)])
                 p = probs.cpu().numpy()  # (T, B, C, H, W)
                 for j, i in enumerate(idx):
-                    w = wafers[i]
-                    out[i] = bald_scores(p[:, j, :, : w.rows, : w.cols], w.grid > 0)
+                    g = grids[i]
+                    out[i] = bald_scores(p[:, j, :, : g.shape[0], : g.shape[1]], g > 0)
     finally:
         undo()
     return out

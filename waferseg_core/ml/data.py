@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.classes import WAFER_LABELS
+from waferseg_core.coarse import coarsen, coarsen_mask, factor
 from waferseg_core.coco import load, mask_from_annotations
 from waferseg_core.modelio import IGNORE, encode, label_vector, padded_size
 from waferseg_core.patterns import patterns_from_mask
@@ -29,12 +30,23 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 @dataclass
 class Sample:
-    """One training wafer."""
+    """One training wafer, as the model sees it.
+
+    A wafer more than ``coarse.MAX_SIDE`` dies across is kept at the coarser die scale that
+    inference shows the model (its mask too), so training and inference agree.
+    """
 
     grid: npt.NDArray[np.uint8]
     mask: npt.NDArray[np.uint8] | None
     labels: npt.NDArray[np.float32]
     lot: str = ""
+
+    def __post_init__(self) -> None:
+        k = factor(self.grid.shape)
+        if k > 1:
+            if self.mask is not None:
+                self.mask = coarsen_mask(self.mask, self.grid, k)
+            self.grid = coarsen(self.grid, k)
 
     @property
     def primary(self) -> int:

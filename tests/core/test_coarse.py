@@ -1,0 +1,92 @@
+"""Large wafers at a coarser die scale: the reduction, its masks, and inference through it."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from waferseg_core.classes import by_name
+from waferseg_core.coarse import MAX_SIDE, coarsen, coarsen_mask, factor, spread
+from waferseg_core.inference import Predictor
+from waferseg_core.ml.data import Sample
+from waferseg_core.synth import generate_wafer
+from waferseg_core.wafer import WaferMap
+
+
+def test_factor_brings_the_longest_side_within_max_side():
+    assert factor((MAX_SIDE, 10)) == 1
+    assert factor((10, MAX_SIDE + 1)) == 2
+    assert factor((300, 250)) == 4 and MAX_SIDE >= 300 / 4
+
+
+def test_coarsen_by_hand():
+    grid = np.array(
+        [
+            [2, 1, 2, 2, 0, 0],
+            [1, 1, 1, 1, 0, 2],
+        ],
+        np.uint8,
+    )
+    # Blocks of 2: one fail in four (25%) passes, two in four fail, a lone fail die on the
+    # wafer's edge makes its block a failing wafer cell; a block with no die is no die.
+    assert coarsen(grid, 2).tolist() == [[1, 2, 2]]
+    assert coarsen(np.zeros((2, 2), np.uint8), 2).tolist() == [[0]]
+    assert coarsen(grid, 1) is grid
+
+
+def test_coarsen_mask_takes_the_commonest_class_and_priority_on_ties():
+    scratch, loc, ring = (by_name(n).id for n in ("Scratch", "Loc", "Edge-Ring"))
+    grid = np.array([[1, 1, 1, 1], [1, 1, 0, 0]], np.uint8)
+    mask = np.array([[scratch, loc, ring, ring], [0, 0, 0, 0]], np.uint8)
+    # Left block: Scratch, Loc, two background -> background (2 of 4). Right block: its two dies
+    # on the wafer are Edge-Ring (the off-wafer ones do not vote).
+    assert coarsen_mask(mask, grid, 2).tolist() == [[0, ring]]
+    tie = np.array([[scratch, loc], [scratch, loc]], np.uint8)
+    assert coarsen_mask(tie, np.ones((2, 2), np.uint8), 2).tolist() == [[scratch]]
+
+
+def test_spread_gives_every_die_its_block():
+    a = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    out = spread(a, 2, (3, 5))
+    assert out.shape == (1, 3, 5)
+    assert out[0].tolist() == [[0, 0, 1, 1, 2], [0, 0, 1, 1, 2], [3, 3, 4, 4, 5]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.integers(0, 2))
+)
+def test_coarsen_keeps_every_die_on_a_wafer_cell(grid):
+    for k in (2, 3, 5):
+        small = coarsen(grid, k)
+        assert small.shape == (-(-grid.shape[0] // k), -(-grid.shape[1] // k))
+        assert set(np.unique(small)) <= {0, 1, 2}
+        cell = spread(small, k, grid.shape)
+        assert (cell[grid > 0] > 0).all()  # every die on the wafer sits on a wafer cell
+        for r in range(small.shape[0]):
+            for c in range(small.shape[1]):
+                block = grid[r * k : (r + 1) * k, c * k : (c + 1) * k]
+                dies = block[block > 0]
+                assert (small[r, c] > 0) == (dies.size > 0)  # on only when a die is
+                if dies.size and (dies == 2).all():
+                    assert small[r, c] == 2
+                if dies.size and not (dies == 2).any():
+                    assert small[r, c] == 1
+
+
+def test_large_wafers_predict_through_their_coarse_grid():
+    big = next(w for i in range(400) if max((w := generate_wafer(5, i).wafer).grid.shape) > 200)
+    k = factor(big.grid.shape)
+    assert k >= 3
+    pred = Predictor()
+    (got,) = pred.predict([big])
+    small = WaferMap(grid=coarsen(big.grid, k), lot="L", wafer_id="1")
+    (ref,) = pred.predict([small])
+    on = big.grid > 0
+    assert got.mask.shape == big.grid.shape
+    assert np.array_equal(got.mask[on], spread(ref.mask, k, big.grid.shape)[on])
+    # A training sample of the same wafer is what inference sees.
+    sw = generate_wafer(5, 0)
+    s = Sample(big.grid, np.zeros_like(big.grid), np.zeros(9, np.float32))
+    assert s.grid.shape == small.grid.shape and s.mask is not None and s.mask.shape == s.grid.shape
+    assert Sample(sw.wafer.grid, sw.mask, np.zeros(9, np.float32)).grid is sw.wafer.grid
