@@ -106,13 +106,15 @@ def test_default_model_gives_its_cards_numbers_on_the_synthetic_test_set(tmp_pat
         "1",
     )
     assert code == 0
-    assert rows[0]["mean_iou"] == pytest.approx(0.617, abs=0.002)
-    assert rows[0]["macro_f1"] == pytest.approx(0.811, abs=0.002)
-    # The card's figure without the dies next to an outline: the errors are not at the outlines.
+    # Wafers over 96 dies across are seen at a coarser scale (waferseg_core/coarse.py); the
+    # same model scored 0.617 / 0.811 without it (docs/model/eval_full_scale.json).
+    assert rows[0]["mean_iou"] == pytest.approx(0.728, abs=0.002)
+    assert rows[0]["macro_f1"] == pytest.approx(0.834, abs=0.002)
+    # Without the dies next to an outline: the remaining errors are mostly not at outlines.
     void = rows[0]["void_outline"]
     assert void["dies"] == 1 and void["scored_share"] == pytest.approx(0.971, abs=0.002)
-    assert void["mean_iou"] == pytest.approx(0.621, abs=0.002)
+    assert void["mean_iou"] == pytest.approx(0.774, abs=0.002)
     confusion = np.array(rows[0]["die_confusion"])
     assert confusion.shape == (9, 9) and confusion.sum() > 0
-    donut_as_loc = confusion[2, 5] / confusion[2].sum()  # the card's worst confusion
-    assert donut_as_loc == pytest.approx(0.392, abs=0.005)
+    random_as_near_full = confusion[7, 6] / confusion[7].sum()  # the card's worst confusion
+    assert random_as_near_full == pytest.approx(0.208, abs=0.005)
