@@ -39,6 +39,43 @@ def _annotators(store, admin, lot: str) -> None:  # type: ignore[no-untyped-def]
             store.replace_annotations(who, wid, mask, source="manual")
 
 
+def _scale_comparison():  # type: ignore[no-untyped-def]
+    """A large test wafer: its true mask, the model at full scale, the model at the coarse scale."""
+    from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
+
+    from app.wafer_view import WaferView
+    from waferseg_core import coarse
+    from waferseg_core.inference import Predictor
+    from waferseg_core.synth import generate
+
+    sw = next(
+        w
+        for w in generate(1000, 999, mixed=0.15)
+        if w.patterns == ("Donut",) and max(w.wafer.grid.shape) > 150
+    )
+    side = coarse.MAX_SIDE
+    coarse.MAX_SIDE = 10**9
+    full = Predictor(cache_size=1).predict([sw.wafer])[0].mask
+    coarse.MAX_SIDE = side
+    now = Predictor(cache_size=1).predict([sw.wafer])[0].mask
+    rows, cols = sw.wafer.grid.shape
+    k = coarse.factor(sw.wafer.grid.shape)
+    panel = QWidget()
+    grid = QGridLayout(panel)
+    titles = (
+        f"true mask ({rows} x {cols} dies)",
+        "model at full scale: Donut arcs read as Loc",
+        f"model on {k}x{k} blocks (waferseg_core/coarse.py)",
+    )
+    for col, (title, mask) in enumerate(zip(titles, (sw.mask, full, now), strict=True)):
+        grid.addWidget(QLabel(title), 0, col)
+        view = WaferView()
+        view.show_wafer(sw.wafer, mask)
+        grid.addWidget(view, 1, col)
+    panel.views = [grid.itemAt(i).widget() for i in range(grid.count())]  # type: ignore[attr-defined]
+    return panel
+
+
 def main() -> None:
     """Build the store, open each window, save its screenshot."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img")
@@ -102,6 +139,14 @@ def main() -> None:
     mon = TrainingMonitor(store, admin, refresh_ms=60_000)
     mon.select_job(job)
     shot(mon, "training-monitor.png", (1300, 700))
+    panel = _scale_comparison()
+    panel.resize(1380, 500)
+    panel.show()
+    for w in panel.views:
+        if hasattr(w, "fit"):
+            app.processEvents()
+            w.fit()
+    shot(panel, "large-wafer-scale.png", (1380, 500))
     store.close()
 
 
