@@ -89,4 +89,6 @@ def test_large_wafers_predict_through_their_coarse_grid():
     sw = generate_wafer(5, 0)
     s = Sample(big.grid, np.zeros_like(big.grid), np.zeros(9, np.float32))
     assert s.grid.shape == small.grid.shape and s.mask is not None and s.mask.shape == s.grid.shape
-    assert Sample(sw.wafer.grid, sw.mask, np.zeros(9, np.float32)).grid is sw.wafer.grid
+    assert s.scale == k
+    plain = Sample(sw.wafer.grid, sw.mask, np.zeros(9, np.float32))
+    assert plain.grid is sw.wafer.grid and plain.scale == 1

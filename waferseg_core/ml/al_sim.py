@@ -112,7 +112,8 @@ def _small(count: int, seed: int, limit: int) -> list[Sample]:
     while len(out) < count:
         batch = synth_samples(2 * (count - len(out)) + 8, seed, start=start)
         start += len(batch)
-        out += [s for s in batch if max(s.grid.shape) <= limit][: count - len(out)]
+        small = [s for s in batch if s.scale == 1 and max(s.grid.shape) <= limit]
+        out += small[: count - len(out)]
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,11 @@ class Sample:
     mask: npt.NDArray[np.uint8] | None
     labels: npt.NDArray[np.float32]
     lot: str = ""
+    scale: int = field(default=1, init=False)  # dies per cell side (1: the wafer as it is)
 
     def __post_init__(self) -> None:
         k = factor(self.grid.shape)
+        self.scale = k
         if k > 1:
             if self.mask is not None:
                 self.mask = coarsen_mask(self.mask, self.grid, k)
