@@ -334,7 +334,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """p50 latency per 64x64 wafer and batched throughput.
 
     ORT fp32 (and int8 when beside the model) against torch eager on the same architecture,
-    measured in the same run.
+    measured in the same run; and one large wafer end to end at the coarse scale against the
+    full scale.
     """
     from waferseg_core.inference import DEFAULT_MODEL, Predictor
     from waferseg_core.modelio import encode
@@ -393,8 +394,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ImportError:
         report["torch_eager_p50_ms"] = None
     report["end_to_end_predict_ms_per_wafer"] = round(_uncached_ms(pred, wafers), 3)
+    report.update(_large_wafer_ms(pred))
     _emit(report)
     return 0
+
+
+def _large_wafer_ms(pred: Any) -> dict[str, Any]:
+    """End-to-end predict of one wafer 200+ dies across: coarse scale against full scale."""
+    from waferseg_core import coarse
+    from waferseg_core.synth import generate_wafer
+
+    big = next(w for i in range(500) if max((w := generate_wafer(77, i).wafer).shape) > 200)
+    coarse_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
+    side = coarse.MAX_SIDE
+    coarse.MAX_SIDE = 10**9  # the model on every die, as before the coarse scale
+    try:
+        full_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
+    finally:
+        coarse.MAX_SIDE = side
+    return {
+        "large_wafer_dies": f"{big.rows}x{big.cols}",
+        "large_wafer_coarse_ms": round(coarse_ms, 2),
+        "large_wafer_full_scale_ms": round(full_ms, 2),
+        "large_wafer_speedup": round(full_ms / coarse_ms, 2),
+    }
 
 
 def _uncached_ms(pred: Any, wafers: list[Any]) -> float:

@@ -59,6 +59,9 @@ def test_bench_prints_figures(capsys):
         and r["ort_fp32_batched_wafers_per_s"] > 0
         and r["torch_eager_p50_ms"] > 0
     )
+    assert r["large_wafer_coarse_ms"] > 0 and r["large_wafer_full_scale_ms"] > 0
+    rows_, cols_ = (int(v) for v in r["large_wafer_dies"].split("x"))
+    assert max(rows_, cols_) > 200
 
 
 def test_evaluate_refuses_a_negative_void_band(wm811k_npz, capsys):
