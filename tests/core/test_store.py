@@ -38,10 +38,49 @@ def test_migrations_build_the_schema_without_drift(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert store.migration["to"] == "0001"
+    assert store.migration["to"] == "0002"
     again = Store(store.url)  # opening a current store runs nothing
-    assert again.migration["from"] == again.migration["to"] == "0001"
+    assert again.migration["from"] == again.migration["to"] == "0002"
     again.close()
+
+
+def test_0002_drops_the_full_scale_cache_of_large_wafers_only(store_url):
+    from alembic import command
+
+    from waferseg_core.store.db import create_engine
+    from waferseg_core.store.migrate import _config
+
+    engine = create_engine(store_url)
+    cfg = _config()
+    with engine.begin() as conn:  # a store as the previous release left it
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    old = Store(store_url, migrate=False)
+    admin = old.add_user(None, "ada", "admin", "pw")
+    small = generate_wafer(3, 0).wafer
+    large = next(w for i in range(400) if max((w := generate_wafer(3, i).wafer).shape) > 96)
+    ids = old.import_lot(admin, "L", [small, large])
+    items = [
+        {
+            "wafer_hash": w.content_hash,
+            "mask": np.zeros(w.shape, np.uint8),
+            "pattern": "none",
+            "patterns": [],
+            "confidence": 0.9,
+            "uncertainty": 0.1,
+        }
+        for w in (small, large)
+    ]
+    old.cache_predictions(admin, "m" * 64, items)
+    old.save_embeddings(admin, "m" * 64, {i: np.ones(4, np.float32) for i in ids})
+    old.close()
+    new = Store(store_url)
+    assert new.migration["from"] == "0001" and new.migration["to"] == "0002"
+    assert new.cached_prediction(admin, small.content_hash, "m" * 64) is not None
+    assert new.cached_prediction(admin, large.content_hash, "m" * 64) is None
+    assert list(new.embeddings(admin, "m" * 64)) == [ids[0]]
+    new.close()
 
 
 def test_users_roles_and_passwords(store, admin):
