@@ -1,0 +1,63 @@
+"""Choose the coarse scale for large wafers: mIoU by MAX_SIDE and FAIL_SHARE on a validation set.
+
+Scores an ONNX model on synthetic wafers (by default a validation set, seed 998, that is not the
+model card's test set, seed 999) with every pair of the given constants of
+``waferseg_core/coarse.py``, and at full scale (no reduction) as the baseline of the same run;
+mean IoU overall and by wafer size (longest side up to 64, 65-150, over 150 dies).
+
+    .venv/bin/python bench/coarse_scale.py [--count 1000] [--seed 998] \
+        [--max-side 64,96,128] [--fail-share 0.25,0.34,0.4,0.5] [--model FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from waferseg_core import coarse
+from waferseg_core.inference import DEFAULT_MODEL, Predictor
+from waferseg_core.metrics import Confusion, segmentation_report
+from waferseg_core.synth import generate
+
+SIZES = (("<=64", 64), ("65-150", 150), (">150", 10**9))
+
+
+def score(model: str, wafers: list, masks: list) -> dict[str, float]:
+    """Mean IoU overall and per size band with the current constants."""
+    pred = Predictor(model, cache_size=1)
+    confs = {name: Confusion() for name, _ in SIZES} | {"all": Confusion()}
+    for w, m, r in zip(wafers, masks, pred.predict(wafers), strict=True):
+        on = w.grid > 0
+        band = next(name for name, top in SIZES if max(w.grid.shape) <= top)
+        confs[band].add(m, r.mask, on)
+        confs["all"].add(m, r.mask, on)
+    return {k: segmentation_report(c)["mean_iou"] for k, c in confs.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--count", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=998)
+    ap.add_argument("--mixed", type=float, default=0.15)
+    ap.add_argument("--max-side", default="64,96,128")
+    ap.add_argument("--fail-share", default="0.25,0.34,0.4,0.5")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    args = ap.parse_args()
+    sw = list(generate(args.count, args.seed, mixed=args.mixed))
+    wafers, masks = [s.wafer for s in sw], [s.mask for s in sw]
+    rows = []
+    coarse.MAX_SIDE = 10**9  # the baseline: every wafer at full scale
+    rows.append({"max_side": None, "fail_share": None, **score(args.model, wafers, masks)})
+    for side in (int(v) for v in args.max_side.split(",")):
+        for share in (float(v) for v in args.fail_share.split(",")):
+            coarse.MAX_SIDE, coarse.FAIL_SHARE = side, share
+            rows.append({"max_side": side, "fail_share": share, **score(args.model, wafers, masks)})
+            print(json.dumps(rows[-1]), flush=True)
+    best = max(rows[1:], key=lambda r: r["all"])
+    print(
+        json.dumps({"wafers": args.count, "seed": args.seed, "full_scale": rows[0], "best": best})
+    )
+
+
+if __name__ == "__main__":
+    main()
