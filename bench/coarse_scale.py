@@ -46,12 +46,13 @@ def main() -> None:
     sw = list(generate(args.count, args.seed, mixed=args.mixed))
     wafers, masks = [s.wafer for s in sw], [s.mask for s in sw]
     rows = []
-    coarse.MAX_SIDE = 10**9  # the baseline: every wafer at full scale
-    rows.append({"max_side": None, "fail_share": None, **score(args.model, wafers, masks)})
+    with coarse.constants(max_side=0):  # the baseline: every wafer at full scale
+        rows.append({"max_side": None, "fail_share": None, **score(args.model, wafers, masks)})
     for side in (int(v) for v in args.max_side.split(",")):
         for share in (float(v) for v in args.fail_share.split(",")):
-            coarse.MAX_SIDE, coarse.FAIL_SHARE = side, share
-            rows.append({"max_side": side, "fail_share": share, **score(args.model, wafers, masks)})
+            with coarse.constants(max_side=side, fail_share=share):
+                scores = score(args.model, wafers, masks)
+            rows.append({"max_side": side, "fail_share": share, **scores})
             print(json.dumps(rows[-1]), flush=True)
     best = max(rows[1:], key=lambda r: r["all"])
     print(

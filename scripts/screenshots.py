@@ -53,10 +53,8 @@ def _scale_comparison():  # type: ignore[no-untyped-def]
         for w in generate(1000, 999, mixed=0.15)
         if w.patterns == ("Donut",) and max(w.wafer.grid.shape) > 150
     )
-    side = coarse.MAX_SIDE
-    coarse.MAX_SIDE = 10**9
-    full = Predictor(cache_size=1).predict([sw.wafer])[0].mask
-    coarse.MAX_SIDE = side
+    with coarse.constants(max_side=0):
+        full = Predictor(cache_size=1).predict([sw.wafer])[0].mask
     now = Predictor(cache_size=1).predict([sw.wafer])[0].mask
     rows, cols = sw.wafer.grid.shape
     k = coarse.factor(sw.wafer.grid.shape)

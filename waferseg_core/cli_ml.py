@@ -212,13 +212,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.coco:
         items = load(args.coco)
         results = pred.predict([cw.wafer for cw in items])
-        conf, inner = Confusion(), Confusion()
+        conf, inner = Confusion(), Confusion()  # inner: outside the void band
         truth, guess = [], []
         for cw, r in zip(items, results, strict=True):
             mask = mask_from_annotations(cw.annotations, cw.wafer)
             on = cw.wafer.grid > 0
             conf.add(mask, r.mask, on)
-            inner.add(mask, r.mask, on & ~outline_band(mask, on, args.void_outline))
+            if args.void_outline:
+                inner.add(mask, r.mask, on & ~outline_band(mask, on, args.void_outline))
             truth.append(pattern_from_mask(mask, cw.wafer.grid))
             guess.append(r.pattern)
         report.update(segmentation_report(conf))
@@ -406,12 +407,8 @@ def _large_wafer_ms(pred: Any) -> dict[str, Any]:
 
     big = next(w for i in range(500) if max((w := generate_wafer(77, i).wafer).shape) > 200)
     coarse_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
-    side = coarse.MAX_SIDE
-    coarse.MAX_SIDE = 10**9  # the model on every die, as before the coarse scale
-    try:
+    with coarse.constants(max_side=0):  # the model on every die, as before the coarse scale
         full_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
-    finally:
-        coarse.MAX_SIDE = side
     return {
         "large_wafer_dies": f"{big.rows}x{big.cols}",
         "large_wafer_coarse_ms": round(coarse_ms, 2),

@@ -15,6 +15,9 @@ validation set (seed 998), not on the model card's test set.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import numpy.typing as npt
 
@@ -34,6 +37,30 @@ def factor(shape: tuple[int, ...]) -> int:
     return max(1, -(-max(shape[-2:]) // MAX_SIDE))
 
 
+def view(grid: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], int]:
+    """The grid the model sees, and its reduction factor (the grid itself and 1 when small)."""
+    k = factor(grid.shape)
+    return coarsen(grid, k), k
+
+
+@contextmanager
+def constants(max_side: int | None = None, fail_share: float | None = None) -> Iterator[None]:
+    """Other constants for the duration (benchmarks; ``max_side=0``: every wafer at full scale).
+
+    Not for concurrent use: the constants are the module's.
+    """
+    global MAX_SIDE, FAIL_SHARE
+    before = MAX_SIDE, FAIL_SHARE
+    if max_side is not None:
+        MAX_SIDE = max_side or 10**9
+    if fail_share is not None:
+        FAIL_SHARE = fail_share
+    try:
+        yield
+    finally:
+        MAX_SIDE, FAIL_SHARE = before
+
+
 def _blocks(a: npt.NDArray[np.uint8], k: int) -> npt.NDArray[np.uint8]:
     """(h, w) -> (h/k, k, w/k, k) after padding with zeros to a multiple of k."""
     rows, cols = -(-a.shape[0] // k) * k, -(-a.shape[1] // k) * k
@@ -49,8 +76,9 @@ def coarsen(grid: npt.NDArray[np.uint8], k: int) -> npt.NDArray[np.uint8]:
     b = _blocks(grid, k)
     on = (b > 0).sum((1, 3))
     fail = (b == 2).sum((1, 3))
+    # A block on the wafer has at least one die, so a failing share implies a failing die.
     failing = fail >= FAIL_SHARE * np.maximum(on, 1)
-    return np.where(on > 0, np.where(failing & (fail > 0), 2, 1), 0).astype(np.uint8)
+    return np.where(on > 0, np.where(failing, 2, 1), 0).astype(np.uint8)
 
 
 def coarsen_mask(

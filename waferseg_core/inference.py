@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
-from waferseg_core.coarse import coarsen, factor, spread
+from waferseg_core.coarse import spread, view
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.modelio import encode, padded_size
 from waferseg_core.patterns import class_die_counts, patterns_from_mask
@@ -134,12 +134,9 @@ class Predictor:
                     self._cache.move_to_end(w.content_hash)
                     results[i] = hit
                 else:
-                    k = factor(w.grid.shape)
-                    seen[i] = (coarsen(w.grid, k), k)
-                    g = seen[i][0]
-                    todo.setdefault((padded_size(g.shape[0]), padded_size(g.shape[1])), []).append(
-                        i
-                    )
+                    seen[i] = view(w.grid)
+                    rows, cols = seen[i][0].shape
+                    todo.setdefault((padded_size(rows), padded_size(cols)), []).append(i)
         for size, idx_all in todo.items():
             for n in range(0, len(idx_all), batch_size):
                 idx = idx_all[n : n + batch_size]

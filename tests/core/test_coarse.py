@@ -6,7 +6,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from waferseg_core.classes import by_name
-from waferseg_core.coarse import MAX_SIDE, coarsen, coarsen_mask, factor, spread
+from waferseg_core.coarse import (
+    MAX_SIDE,
+    coarsen,
+    coarsen_mask,
+    constants,
+    factor,
+    spread,
+    view,
+)
 from waferseg_core.inference import Predictor
 from waferseg_core.ml.data import Sample
 from waferseg_core.synth import generate_wafer
@@ -17,6 +25,19 @@ def test_factor_brings_the_longest_side_within_max_side():
     assert factor((MAX_SIDE, 10)) == 1
     assert factor((10, MAX_SIDE + 1)) == 2
     assert factor((300, 250)) == 4 and MAX_SIDE >= 300 / 4
+
+
+def test_view_and_constants():
+    grid = np.ones((300, 10), np.uint8)
+    small, k = view(grid)
+    assert k == 4 and small.shape == (75, 3)
+    assert view(np.ones((5, 5), np.uint8))[1] == 1
+    with constants(max_side=0):  # every wafer at full scale
+        assert view(grid)[0] is grid
+    two = np.array([[2, 1, 1, 1]], np.uint8)  # a quarter of the block fails
+    with constants(fail_share=0.25):
+        assert coarsen(two, 4).tolist() == [[2]]
+    assert coarsen(two, 4).tolist() == [[1]] and factor(grid.shape) == 4  # restored
 
 
 def test_coarsen_by_hand():

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from waferseg_core.coarse import coarsen, factor
+from waferseg_core.coarse import view
 from waferseg_core.ml.active import bald_scores
 from waferseg_core.ml.model import enable_mc_dropout
 from waferseg_core.ml.train import load_model, pick_device
@@ -36,7 +36,7 @@ def bald(
     undo = enable_mc_dropout(model)
     torch.manual_seed(seed)
     out = [0.0] * len(wafers)
-    grids = [coarsen(w.grid, factor(w.grid.shape)) for w in wafers]
+    grids = [view(w.grid)[0] for w in wafers]
     buckets: dict[tuple[int, int], list[int]] = {}
     for i, g in enumerate(grids):
         buckets.setdefault((padded_size(g.shape[0]), padded_size(g.shape[1])), []).append(i)

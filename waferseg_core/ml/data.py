@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.classes import WAFER_LABELS
-from waferseg_core.coarse import coarsen, coarsen_mask, factor
+from waferseg_core.coarse import coarsen_mask, view
 from waferseg_core.coco import load, mask_from_annotations
 from waferseg_core.modelio import IGNORE, encode, label_vector, padded_size
 from waferseg_core.patterns import patterns_from_mask
@@ -43,12 +43,10 @@ class Sample:
     scale: int = field(default=1, init=False)  # dies per cell side (1: the wafer as it is)
 
     def __post_init__(self) -> None:
-        k = factor(self.grid.shape)
-        self.scale = k
-        if k > 1:
-            if self.mask is not None:
-                self.mask = coarsen_mask(self.mask, self.grid, k)
-            self.grid = coarsen(self.grid, k)
+        grid, self.scale = view(self.grid)
+        if self.mask is not None:
+            self.mask = coarsen_mask(self.mask, self.grid, self.scale)
+        self.grid = grid
 
     @property
     def primary(self) -> int:
