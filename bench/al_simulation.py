@@ -29,7 +29,9 @@ QUICK = {"pool": 200, "test": 100, "epochs": 6, "steps": 6, "ladder": "0.05,0.1,
 
 def _short(result: dict) -> str:
     """The metric's name in the result's keys: ``miou`` (synthetic) or ``macro_f1`` (real)."""
-    return "miou" if result.get("metric", "mean_iou") == "mean_iou" else result["metric"]
+    from waferseg_core.ml.al_sim import metric_key
+
+    return metric_key(result.get("metric", "mean_iou"))
 
 
 def plot(result: dict, path: Path) -> None:

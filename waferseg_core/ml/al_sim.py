@@ -154,6 +154,11 @@ def pretrain(cfg: SimConfig, samples: Sequence[Sample], out: Path, epochs: int, 
     return str(out / "best_model.pt")
 
 
+def metric_key(metric: str) -> str:
+    """A metric's name in result keys (``miou`` for ``mean_iou``: the original contract)."""
+    return "miou" if metric == "mean_iou" else metric
+
+
 @dataclass
 class SimData:
     """What a simulation learns from and is scored on.
@@ -172,8 +177,8 @@ class SimData:
 
     @property
     def short(self) -> str:
-        """The metric's name in the result's keys (``miou`` keeps the original contract)."""
-        return "miou" if self.metric == "mean_iou" else self.metric
+        """The metric's name in the result's keys."""
+        return metric_key(self.metric)
 
 
 def synthetic_data(cfg: SimConfig) -> SimData:
@@ -315,7 +320,7 @@ def combine(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "curve), found one without"
             )
     first = results[0]
-    short = "miou" if first.get("metric", "mean_iou") == "mean_iou" else str(first["metric"])
+    short = metric_key(first.get("metric", "mean_iou"))
 
     def shape(r: dict[str, Any]) -> tuple[Any, ...]:
         ladders = {k: [p[0] for p in v["curve"]] for k, v in r["strategies"].items()}
