@@ -110,14 +110,16 @@ def test_default_model_gives_its_cards_numbers_on_the_synthetic_test_set(tmp_pat
     )
     assert code == 0
     # Wafers over 96 dies across are seen at a coarser scale (waferseg_core/coarse.py); the
-    # same model scored 0.617 / 0.811 without it (docs/model/eval_full_scale.json).
-    assert rows[0]["mean_iou"] == pytest.approx(0.728, abs=0.002)
-    assert rows[0]["macro_f1"] == pytest.approx(0.834, abs=0.002)
+    # same model scored 0.617 / 0.811 without it (docs/model/eval_full_scale.json) and
+    # 0.728 / 0.834 with one fail threshold for its cells instead of the ramp.
+    assert rows[0]["mean_iou"] == pytest.approx(0.779, abs=0.002)
+    assert rows[0]["macro_f1"] == pytest.approx(0.842, abs=0.002)
     # Without the dies next to an outline: the remaining errors are mostly not at outlines.
     void = rows[0]["void_outline"]
     assert void["dies"] == 1 and void["scored_share"] == pytest.approx(0.971, abs=0.002)
-    assert void["mean_iou"] == pytest.approx(0.774, abs=0.002)
+    assert void["mean_iou"] == pytest.approx(0.829, abs=0.002)
     confusion = np.array(rows[0]["die_confusion"])
     assert confusion.shape == (9, 9) and confusion.sum() > 0
-    random_as_near_full = confusion[7, 6] / confusion[7].sum()  # the card's worst confusion
-    assert random_as_near_full == pytest.approx(0.208, abs=0.005)
+    scratch_missed = confusion[8, 0] / confusion[8].sum()  # the card's worst confusion
+    assert scratch_missed == pytest.approx(0.222, abs=0.005)
+    assert confusion[7, 6] / confusion[7].sum() < 0.005  # Random as Near-full: 21% before the ramp

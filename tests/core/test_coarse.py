@@ -1,6 +1,7 @@
 """Large wafers at a coarser die scale: the reduction, its masks, and inference through it."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -8,11 +9,13 @@ from hypothesis.extra.numpy import arrays
 from waferseg_core.classes import by_name
 from waferseg_core.coarse import (
     MAX_SIDE,
+    RAMP,
     coarsen,
     coarsen_mask,
     constants,
     factor,
     spread,
+    thresholds,
     view,
 )
 from waferseg_core.inference import Predictor
@@ -35,9 +38,38 @@ def test_view_and_constants():
     with constants(max_side=0):  # every wafer at full scale
         assert view(grid)[0] is grid
     two = np.array([[2, 1, 1, 1]], np.uint8)  # a quarter of the block fails
-    with constants(fail_share=0.25):
+    with constants(ramp=(0.25, 0.25)):
         assert coarsen(two, 4).tolist() == [[2]]
     assert coarsen(two, 4).tolist() == [[1]] and factor(grid.shape) == 4  # restored
+    with (
+        pytest.raises(ValueError, match="expected a ramp 0 <= low <= high <= 1, found"),
+        constants(ramp=(0.8, 0.2)),
+    ):
+        pass
+
+
+def test_thresholds_are_fixed_per_position_and_even():
+    t = thresholds((300, 300))
+    assert np.array_equal(thresholds((7, 9)), t[:7, :9])  # a cell's value whatever the size
+    assert t.min() > 0.0 and t.max() < 1.0
+    assert np.histogram(t, bins=10, range=(0, 1))[0].min() > 0.95 * t.size / 10
+    # Neighbours independent: a ramp cell fails apart from the cell beside it.
+    assert abs(np.corrcoef(t[:, :-1].ravel(), t[:, 1:].ravel())[0, 1]) < 0.02
+
+
+def test_the_ramp_keeps_the_fail_density_between_its_ends():
+    rng = np.random.default_rng(5)
+    low, high = 0.25, 0.75
+    for density in (0.1, 0.35, 0.5, 0.65, 0.9):
+        # Every 3 x 3 block fails exactly round(9 * density) of its dies, at random places.
+        n = round(9 * density)
+        blocks = np.array([rng.permutation([2] * n + [1] * (9 - n)) for _ in range(120 * 120)])
+        grid = blocks.reshape(120, 120, 3, 3).transpose(0, 2, 1, 3).reshape(360, 360)
+        with constants(ramp=(low, high)):
+            failing = (coarsen(grid.astype(np.uint8), 3) == 2).mean()
+        share = n / 9
+        expected = min(1.0, max(0.0, (share - low) / (high - low)))
+        assert abs(failing - expected) < 0.02, (density, failing, expected)
 
 
 def test_coarsen_by_hand():
@@ -48,9 +80,11 @@ def test_coarsen_by_hand():
         ],
         np.uint8,
     )
-    # Blocks of 2: one fail in four (25%) passes, two in four fail, a lone fail die on the
-    # wafer's edge makes its block a failing wafer cell; a block with no die is no die.
-    assert coarsen(grid, 2).tolist() == [[1, 2, 2]]
+    # One threshold of 40%, blocks of 2: one fail in four (25%) passes, two in four fail, a
+    # lone fail die on the wafer's edge makes its block a failing wafer cell; a block with no
+    # die is no die.
+    with constants(ramp=(0.4, 0.4)):
+        assert coarsen(grid, 2).tolist() == [[1, 2, 2]]
     assert coarsen(np.zeros((2, 2), np.uint8), 2).tolist() == [[0]]
     assert coarsen(grid, 1) is grid
 
@@ -93,6 +127,11 @@ def test_coarsen_keeps_every_die_on_a_wafer_cell(grid):
                     assert small[r, c] == 2
                 if dies.size and not (dies == 2).any():
                     assert small[r, c] == 1
+                share = (dies == 2).mean() if dies.size else 0.0
+                if dies.size and share < RAMP[0]:
+                    assert small[r, c] == 1  # below the ramp: never fails
+                if dies.size and share >= RAMP[1]:
+                    assert small[r, c] == 2  # at its top: always
 
 
 def test_large_wafers_predict_through_their_coarse_grid():

@@ -38,13 +38,15 @@ def test_migrations_build_the_schema_without_drift(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert store.migration["to"] == "0002"
+    assert store.migration["to"] == "0003"
     again = Store(store.url)  # opening a current store runs nothing
-    assert again.migration["from"] == again.migration["to"] == "0002"
+    assert again.migration["from"] == again.migration["to"] == "0003"
     again.close()
 
 
-def test_0002_drops_the_full_scale_cache_of_large_wafers_only(store_url):
+@pytest.mark.parametrize("before", ["0001", "0002"])
+def test_upgrades_drop_the_outdated_cache_of_large_wafers_only(store_url, before):
+    # 0002 (coarse scale) and 0003 (the ramp) each change how large wafers are predicted.
     from alembic import command
 
     from waferseg_core.store.db import create_engine
@@ -54,7 +56,7 @@ def test_0002_drops_the_full_scale_cache_of_large_wafers_only(store_url):
     cfg = _config()
     with engine.begin() as conn:  # a store as the previous release left it
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
+        command.upgrade(cfg, before)
     engine.dispose()
     old = Store(store_url, migrate=False)
     admin = old.add_user(None, "ada", "admin", "pw")
@@ -76,7 +78,7 @@ def test_0002_drops_the_full_scale_cache_of_large_wafers_only(store_url):
     old.save_embeddings(admin, "m" * 64, {i: np.ones(4, np.float32) for i in ids})
     old.close()
     new = Store(store_url)
-    assert new.migration["from"] == "0001" and new.migration["to"] == "0002"
+    assert new.migration["from"] == before and new.migration["to"] == "0003"
     assert new.cached_prediction(admin, small.content_hash, "m" * 64) is not None
     assert new.cached_prediction(admin, large.content_hash, "m" * 64) is None
     assert list(new.embeddings(admin, "m" * 64)) == [ids[0]]
