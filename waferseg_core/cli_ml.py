@@ -92,6 +92,7 @@ def add_commands(sub: Any) -> None:
         metavar="N",
         help="also score without the dies within N of a class outline (a VOC-style void band)",
     )
+    _add_views(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="segment wafers in files or a stored lot; JSON per wafer")
@@ -99,6 +100,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--lot", help="a stored lot instead of files (predictions are cached)")
     p.add_argument("--model")
     p.add_argument("--masks-out", help="write <stem>[_<wafer>].png class-id masks here")
+    _add_views(p)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("worker", help="claim queued training jobs from the store and run them")
@@ -196,6 +198,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_views(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        help="average over 1, 2, 4 or 8 flipped and turned views of each wafer "
+        "(that many times the time; waferseg_core/views.py)",
+    )
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Segmentation metrics on a COCO set, wafer metrics on its (and the npz's) labels."""
     from waferseg_core.coco import load, mask_from_annotations
@@ -207,8 +219,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InvalidInputError("expected --coco FILE and/or --npz FILE")
     if args.void_outline < 0:
         raise InvalidInputError(f"--void-outline must be 0 or more dies, found {args.void_outline}")
-    pred = Predictor(args.model)
+    pred = Predictor(args.model, views=args.views)
     report: dict[str, Any] = {"model": str(args.model), "model_hash": pred.hash}
+    if args.views > 1:
+        report["views"] = args.views
     if args.coco:
         items = load(args.coco)
         results = pred.predict([cw.wafer for cw in items])
@@ -255,13 +269,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if bool(args.files) == bool(args.lot):
         raise InvalidInputError("predict needs FILE... or --lot NAME (one of the two)")
+    if args.lot and args.views != 1:
+        # The store caches one prediction per wafer and model, made from one view.
+        raise InvalidInputError(
+            f"--views with --lot: expected 1 (stored predictions), found {args.views}"
+        )
     out_dir = Path(args.masks_out) if args.masks_out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     if args.lot:
         rows = _predict_lot(args)
     else:
-        pred = Predictor(args.model)
+        pred = Predictor(args.model, views=args.views)
         maps = [(Path(f), m) for f in args.files for m in read(f)]
         per_file: dict[Path, int] = {}
         for f, _ in maps:
@@ -395,6 +414,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ImportError:
         report["torch_eager_p50_ms"] = None
     report["end_to_end_predict_ms_per_wafer"] = round(_uncached_ms(pred, wafers), 3)
+    four = Predictor(path, views=4)  # --views 4, on the same wafers
+    report["end_to_end_predict_ms_per_wafer_views4"] = round(_uncached_ms(four, wafers), 3)
     report.update(_large_wafer_ms(pred))
     _emit(report)
     return 0

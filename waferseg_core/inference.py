@@ -4,7 +4,9 @@ No torch here. Wafers more than ``coarse.MAX_SIDE`` dies across are seen at a co
 and every die takes its block's prediction (:mod:`waferseg_core.coarse`). Wafers are grouped
 into buckets by padded size and run in batches; results are cached by (wafer content hash,
 model hash). One ``Predictor`` may be shared by threads: ONNX
-Runtime sessions are thread-safe and the cache takes a lock.
+Runtime sessions are thread-safe and the cache takes a lock. ``views`` above 1 averages the
+class probabilities over flipped and turned views of each wafer (:mod:`waferseg_core.views`):
+steadier outlines for that many times the time; the embedding stays the plain view's.
 
 The wafer's pattern agrees with the mask the user sees: the candidates are the classes holding
 at least ``CANDIDATE_DIES`` dies of the predicted mask, and among them the wafer-level head picks
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from waferseg_core import views as d4
 from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
 from waferseg_core.coarse import spread, view
 from waferseg_core.errors import InvalidInputError
@@ -56,6 +59,16 @@ class Prediction:
     ms: float = 0.0
     model_hash: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class _Raw:
+    """The model's outputs for one wafer: seg logits (classes, rows, cols) of the grid it saw."""
+
+    seg: npt.NDArray[np.float32]
+    wafer_logits: npt.NDArray[np.float32]
+    emb: npt.NDArray[np.float32]
+    ms: float
 
 
 def decide_pattern(
@@ -90,13 +103,23 @@ class Predictor:
         model: Path of the ``.onnx`` file (default: the shipped model).
         threads: Intra-op threads (0: ONNX Runtime's default).
         cache_size: Predictions kept in memory (LRU).
+        views: Views averaged per wafer: 1, 2, 4 or 8 (:mod:`waferseg_core.views`).
     """
 
     def __init__(
-        self, model: str | Path | None = None, *, threads: int = 0, cache_size: int = 4096
+        self,
+        model: str | Path | None = None,
+        *,
+        threads: int = 0,
+        cache_size: int = 4096,
+        views: int = 1,
     ) -> None:
         import onnxruntime as ort
 
+        try:
+            self.views = d4.check(views)
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
         path = Path(model) if model else DEFAULT_MODEL
         if not path.is_file():
             raise InvalidInputError(f"expected an ONNX model file, found no file at {path}")
@@ -125,7 +148,6 @@ class Predictor:
     def predict(self, wafers: Sequence[WaferMap], batch_size: int = 32) -> list[Prediction]:
         """Predictions in input order (cached ones are not recomputed)."""
         results: list[Prediction | None] = [None] * len(wafers)
-        todo: dict[tuple[int, int], list[int]] = {}
         seen: dict[int, tuple[npt.NDArray[np.uint8], int]] = {}  # the grid the model sees, k
         with self._lock:
             for i, w in enumerate(wafers):
@@ -135,19 +157,14 @@ class Predictor:
                     results[i] = hit
                 else:
                     seen[i] = view(w.grid)
-                    rows, cols = seen[i][0].shape
-                    todo.setdefault((padded_size(rows), padded_size(cols)), []).append(i)
-        for size, idx_all in todo.items():
-            for n in range(0, len(idx_all), batch_size):
-                idx = idx_all[n : n + batch_size]
-                t0 = time.perf_counter()
-                batch = np.stack([encode(seen[i][0], size) for i in idx])
-                seg, wafer_logits, emb = self.raw(batch)
-                ms = (time.perf_counter() - t0) * 1000 / len(idx)
-                for j, i in enumerate(idx):
-                    g, k = seen[i]
-                    logits = spread(seg[j][:, : g.shape[0], : g.shape[1]], k, wafers[i].grid.shape)
-                    results[i] = self._decode(wafers[i], logits, wafer_logits[j], emb[j], ms)
+        if self.views == 1:
+            outs = self._run(seen, 0, batch_size)
+        else:
+            outs = self._averaged(seen, batch_size)
+        for i, out in outs.items():
+            g, k = seen[i]
+            logits = spread(out.seg[:, : g.shape[0], : g.shape[1]], k, wafers[i].grid.shape)
+            results[i] = self._decode(wafers[i], logits, out.wafer_logits, out.emb, out.ms)
         with self._lock:
             for w, r in zip(wafers, results, strict=True):
                 assert r is not None
@@ -156,6 +173,51 @@ class Predictor:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return [r for r in results if r is not None]
+
+    def _run(
+        self, seen: dict[int, tuple[npt.NDArray[np.uint8], int]], t: int, batch_size: int
+    ) -> dict[int, _Raw]:
+        """The model's outputs per wafer for view ``t`` of its grid, batched by padded size."""
+        todo: dict[tuple[int, int], list[int]] = {}
+        for i, (g, _) in seen.items():
+            rows, cols = d4.apply(g, t).shape
+            todo.setdefault((padded_size(rows), padded_size(cols)), []).append(i)
+        out: dict[int, _Raw] = {}
+        for size, idx_all in todo.items():
+            for n in range(0, len(idx_all), batch_size):
+                idx = idx_all[n : n + batch_size]
+                t0 = time.perf_counter()
+                batch = np.stack([encode(d4.apply(seen[i][0], t), size) for i in idx])
+                seg, wafer_logits, emb = self.raw(batch)
+                ms = (time.perf_counter() - t0) * 1000 / len(idx)
+                for j, i in enumerate(idx):
+                    out[i] = _Raw(seg[j], wafer_logits[j], emb[j], ms)
+        return out
+
+    def _averaged(
+        self, seen: dict[int, tuple[npt.NDArray[np.uint8], int]], batch_size: int
+    ) -> dict[int, _Raw]:
+        """As :meth:`_run` for view 0, with class and wafer probabilities averaged over views."""
+        probs: dict[int, npt.NDArray[np.float64]] = {}
+        wafer: dict[int, npt.NDArray[np.float64]] = {}
+        out: dict[int, _Raw] = {}
+        for t in d4.ORDER[: self.views]:
+            for i, r in self._run(seen, t, batch_size).items():
+                rows, cols = d4.apply(seen[i][0], t).shape
+                z = r.seg[:, :rows, :cols].astype(np.float64)
+                e = np.exp(z - z.max(0, keepdims=True))
+                p = d4.undo(e / e.sum(0, keepdims=True), t)
+                w = 0.5 * (1.0 + np.tanh(0.5 * r.wafer_logits.astype(np.float64)))
+                probs[i] = probs[i] + p if i in probs else p
+                wafer[i] = wafer[i] + w if i in wafer else w
+                out[i] = _Raw(r.seg, r.wafer_logits, out[i].emb, out[i].ms + r.ms) if t else r
+        for i, r in out.items():
+            # Logits whose softmax and sigmoid give back the averaged probabilities.
+            mean = np.clip(probs[i] / self.views, 1e-12, 1.0)
+            w = np.clip(wafer[i] / self.views, 1e-7, 1.0 - 1e-7)
+            logits = np.log(mean).astype(np.float32)
+            out[i] = _Raw(logits, np.log(w / (1.0 - w)).astype(np.float32), r.emb, r.ms)
+        return out
 
     def _decode(
         self,

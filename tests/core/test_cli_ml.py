@@ -10,6 +10,7 @@ from waferseg_core.cli import main
 from waferseg_core.formats.png import png_bytes
 from waferseg_core.inference import DEFAULT_MODEL
 from waferseg_core.synth import generate_wafer
+from waferseg_core.wafer import WaferMap
 
 
 def run(capsys, *argv):
@@ -50,6 +51,28 @@ def test_predict_bad_model_is_one_line(tmp_path, capsys):
     assert code == 2 and not rows and err.startswith("error: ") and err.count("\n") == 1
 
 
+def test_predict_views_average_and_a_bad_count_is_one_line(tmp_path, capsys):
+    grid = next(w.grid for i in range(50) if max((w := generate_wafer(9, i).wafer).shape) <= 64)
+    flipped = WaferMap(grid=np.ascontiguousarray(grid.T), lot="L", wafer_id="T")
+    files = []
+    for name, w in (("a", WaferMap(grid=grid, lot="L", wafer_id="A")), ("t", flipped)):
+        (tmp_path / f"{name}.png").write_bytes(png_bytes(w))
+        files.append(str(tmp_path / f"{name}.png"))
+    out = tmp_path / "m"
+    code, rows, _ = run(capsys, "predict", *files, "--views", "2", "--masks-out", str(out))
+    assert code == 0 and len(rows) == 2
+    import cv2
+
+    a, t = (cv2.imread(r["mask"], cv2.IMREAD_UNCHANGED) for r in rows)
+    assert np.array_equal(a.T, t)  # averaged over {plain, transposed}: the masks follow
+    assert rows[0]["pattern"] == rows[1]["pattern"]
+    code, rows, err = run(capsys, "predict", files[0], "--views", "3")
+    assert code == 2 and not rows and err.count("\n") == 1
+    assert "expected a number of views in [1, 2, 4, 8], found 3" in err
+    code, _, err = run(capsys, "predict", "--lot", "x", "--views", "4")
+    assert code == 2 and "--views with --lot: expected 1 (stored predictions), found 4" in err
+
+
 def test_bench_prints_figures(capsys):
     code, rows, _ = run(capsys, "bench", "--repeat", "5")
     assert code == 0
@@ -60,6 +83,7 @@ def test_bench_prints_figures(capsys):
         and r["torch_eager_p50_ms"] > 0
     )
     assert r["large_wafer_coarse_ms"] > 0 and r["large_wafer_full_scale_ms"] > 0
+    assert r["end_to_end_predict_ms_per_wafer_views4"] > 0
     rows_, cols_ = (int(v) for v in r["large_wafer_dies"].split("x"))
     assert max(rows_, cols_) > 200
 
@@ -68,6 +92,8 @@ def test_evaluate_refuses_a_negative_void_band(wm811k_npz, capsys):
     argv = ["evaluate", "--model", str(DEFAULT_MODEL), "--npz", str(wm811k_npz)]
     code, _, err = run(capsys, *argv, "--void-outline", "-1")
     assert code == 2 and "--void-outline must be 0 or more dies, found -1" in err
+    code, _, err = run(capsys, *argv, "--views", "9")
+    assert code == 2 and "expected a number of views in [1, 2, 4, 8], found 9" in err
 
 
 @pytest.mark.slow

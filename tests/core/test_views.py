@@ -1,0 +1,84 @@
+"""Test-time views: the flips and quarter turns, and predictions averaged over them."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from waferseg_core import views
+from waferseg_core.errors import InvalidInputError
+from waferseg_core.inference import Predictor
+from waferseg_core.modelio import encode, padded_size
+from waferseg_core.synth import generate_wafer
+from waferseg_core.wafer import WaferMap
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.int16, st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9))))
+def test_undo_inverts_every_view_on_the_last_two_axes(a):
+    seen = set()
+    for t in range(8):
+        v = views.apply(a, t)
+        assert v.shape[0] == a.shape[0]
+        assert np.array_equal(views.undo(v, t), a)
+        seen.add(v.tobytes() + bytes(v.shape))
+    square = np.arange(9).reshape(3, 3)
+    assert len({views.apply(square, t).tobytes() for t in range(8)}) == 8  # eight distinct views
+
+
+def test_each_offered_prefix_is_a_group():
+    x = np.arange(12).reshape(3, 4)  # no symmetry, so a view is known by its result
+    for n in views.COUNTS:
+        ts = views.ORDER[:n]
+        got = {views.apply(x, t).tobytes() for t in ts}
+        for a in ts:
+            for b in ts:
+                assert views.apply(views.apply(x, a), b).tobytes() in got
+
+
+def test_a_count_not_offered_is_refused():
+    with pytest.raises(
+        InvalidInputError, match=r"expected a number of views in \[1, 2, 4, 8\], found 3"
+    ):
+        Predictor(views=3)
+
+
+def _wafer(grid, name="1"):
+    return WaferMap(grid=np.ascontiguousarray(grid), lot="L", wafer_id=name)
+
+
+def test_two_views_average_the_plain_and_transposed_probabilities():
+    sw = next(s for i in range(50) if max((s := generate_wafer(11, i)).wafer.grid.shape) <= 64)
+    g = sw.wafer.grid
+    plain = Predictor(cache_size=1)
+
+    def probs(grid):
+        size = (padded_size(grid.shape[0]), padded_size(grid.shape[1]))
+        seg = plain.raw(encode(grid, size)[None])[0][0][:, : grid.shape[0], : grid.shape[1]]
+        e = np.exp(seg - seg.max(0, keepdims=True))
+        return e / e.sum(0, keepdims=True)
+
+    mean = (probs(g) + probs(g.T).transpose(0, 2, 1)) / 2
+    (got,) = Predictor(cache_size=1, views=2).predict([sw.wafer])
+    on = g > 0
+    want = mean.argmax(0)
+    assert np.array_equal(got.mask[on], want[on])
+    assert np.allclose(got.probability[on], mean.max(0)[on], atol=1e-5)
+    (one,) = plain.predict([sw.wafer])
+    assert np.array_equal(got.embedding, one.embedding)  # the plain view's
+
+
+@pytest.mark.parametrize("t", [4, 2, 6])
+def test_four_views_make_the_prediction_follow_the_wafer(t):
+    # Averaged over a group of views, the prediction of a turned wafer is the turned prediction
+    # (one view alone need not be).
+    pred = Predictor(cache_size=8, views=4)
+    for seed in range(3):
+        # Small wafers: a large one's coarse view is not symmetric under the views.
+        w = next(w for i in range(50) if max((w := generate_wafer(12 + seed, i).wafer).shape) <= 96)
+        (a,) = pred.predict([w])
+        (b,) = pred.predict([_wafer(views.apply(w.grid, t), f"t{seed}")])
+        on = views.apply(w.grid, t) > 0
+        assert np.array_equal(views.apply(a.mask, t)[on], b.mask[on])
+        assert a.pattern == b.pattern
