@@ -43,6 +43,7 @@ from app.predict_worker import PredictWorker
 from app.render import grid_image, heat_image
 from app.tools import ToolsMixin
 from app.wafer_view import WaferView
+from waferseg_core import coarse
 from waferseg_core import settings as prefs_io
 from waferseg_core.classes import PATTERN_CLASSES
 from waferseg_core.errors import WaferSegError
@@ -676,9 +677,16 @@ class MainWindow(ToolsMixin, QMainWindow):
                 + (f" (also {others})" if others else "")
                 + f"<br>confidence {pred['confidence']:.2f}"
                 + f"<br>uncertainty {pred['uncertainty']:.2f}"
+                + self._scale_note()
             )
         else:
             self.prediction_label.setText("predicting…")
+
+    def _scale_note(self) -> str:
+        """A line saying the model saw this wafer on k x k blocks (large wafers), else nothing."""
+        k = coarse.factor(self._wafer.grid.shape) if self._wafer is not None else 1
+        # Each die shows its block's class, so outlines step by k dies: say why.
+        return f"<br>model view: {k}x{k} blocks" if k > 1 else ""
 
     def _full_prediction(self) -> dict[str, Any]:
         """The shown wafer's prediction with its per-die probability and entropy maps.

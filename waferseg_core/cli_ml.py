@@ -263,6 +263,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """One JSON line per wafer; masks as class-id PNGs when asked."""
+    from waferseg_core import coarse
     from waferseg_core.formats import read
     from waferseg_core.formats.pngio import encode_gray
     from waferseg_core.inference import Predictor
@@ -307,6 +308,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "patterns": verdict["patterns"],
             "confidence": round(verdict["confidence"], 4),
             "class_dies": {CLASSES[i].name: c for i, c in enumerate(counts) if i and c},
+            "scale": coarse.factor(m.grid.shape),  # k: the model saw k x k blocks
             "ms": round(ms, 3),
         }
         if out_dir:

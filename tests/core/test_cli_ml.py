@@ -34,6 +34,7 @@ def test_predict_contract_and_masks(tmp_path, capsys):
             "patterns",
             "confidence",
             "class_dies",
+            "scale",
             "ms",
         }
         assert row["pattern"] in WAFER_LABELS
@@ -41,6 +42,10 @@ def test_predict_contract_and_masks(tmp_path, capsys):
 
     m = cv2.imread(rows[0]["mask"], cv2.IMREAD_UNCHANGED)
     assert m.shape == generate_wafer(8, 0).wafer.shape and m.max() <= 8
+    big = next(w for i in range(400) if max((w := generate_wafer(8, i).wafer).shape) > 200)
+    (tmp_path / "big.png").write_bytes(png_bytes(big))
+    code, rows, _ = run(capsys, "predict", files[0], str(tmp_path / "big.png"))
+    assert [r["scale"] for r in rows] == [1, -(-max(big.shape) // 96)]  # k x k blocks
 
 
 def test_predict_bad_model_is_one_line(tmp_path, capsys):
