@@ -599,9 +599,8 @@ class MainWindow(ToolsMixin, QMainWindow):
         if self._stale():
             return
         self.progress.setVisible(False)
-        self.statusBar().showMessage(
-            f"{len(self.predictions)} wafers predicted in {ms:.0f} ms", 5000
-        )
+        n = len(self.predictions)
+        self.statusBar().showMessage(f"{n} wafer{'s' * (n != 1)} predicted in {ms:.0f} ms", 5000)
         self.lot_predicted.emit(ms)
 
     # ---- wafers -------------------------------------------------------------------------------
