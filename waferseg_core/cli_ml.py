@@ -74,7 +74,11 @@ def add_commands(sub: Any) -> None:
         default=-1,
         help="FixMatch: supervised-only epochs first (default: a third of --epochs)",
     )
-    p.add_argument("--init", help="start from this checkpoint's weights (fine-tune; same --arch)")
+    p.add_argument(
+        "--init",
+        help="start from these weights (fine-tune; same --arch): a checkpoint .pt or a "
+        "model .onnx such as the shipped one",
+    )
     p.add_argument("--no-quantize", action="store_true")
     p.add_argument("--no-export", action="store_true")
     p.set_defaults(func=cmd_train)

@@ -97,13 +97,24 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def initial_weights(path: str, arch: str, device: torch.device) -> dict[str, torch.Tensor]:
-    """The weights of a checkpoint to fine-tune from, checked against the run's architecture.
+def initial_weights(
+    path: str, arch: str, device: torch.device, calibration: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """The weights to fine-tune from, checked against the run's architecture.
+
+    ``path`` is a checkpoint (``.pt``) or an exported model (``.onnx``, e.g. the shipped one;
+    its folded batch norms are centred on ``calibration``, see :mod:`.from_onnx`).
 
     Raises:
         InvalidInputError: The file is no checkpoint, or one of another architecture.
     """
     from waferseg_core.errors import InvalidInputError
+
+    if path.lower().endswith(".onnx"):
+        from waferseg_core.ml.from_onnx import weights_from_onnx
+
+        cal = calibration.cpu() if calibration is not None else None
+        return {k: v.to(device) for k, v in weights_from_onnx(path, arch, cal).items()}
 
     try:
         ck = torch.load(path, map_location=device, weights_only=True)
@@ -310,7 +321,10 @@ def train(
         start, best, stale = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["stale"])
         spent_before = float(ck.get("spent", 0.0))
     elif cfg.init:
-        model.load_state_dict(initial_weights(cfg.init, cfg.arch, device))
+        # An ONNX start centres its batch norms on the first training wafers (as they are).
+        first = list(range(min(32, len(train_set))))
+        cal = _arrays(train_set, first, None)[0] if first else None
+        model.load_state_dict(initial_weights(cfg.init, cfg.arch, device, cal))
     rng = np.random.default_rng(cfg.seed + start)
     fm_start = cfg.fixmatch_start if cfg.fixmatch_start >= 0 else cfg.epochs // 3
     began = time.perf_counter()

@@ -4,7 +4,8 @@ Run on the workstation or on any GPU machine that reaches the same store (``wafe
 A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``synth``, ``lots``
 (stored lots whose annotated wafers train, with their final masks),
 ``real_npz``, ``arch``, ``epochs``, ``batch_size``, ``lr``, ``seed``, ``epoch_size``, ``device``,
-``max_minutes``, ``patience``, ``quantize``, ``init`` (a checkpoint to fine-tune from),
+``max_minutes``, ``patience``, ``quantize``, ``init`` (a checkpoint, or an exported ``.onnx``,
+to fine-tune from),
 ``fixmatch`` with ``threshold``, ``fixmatch_start`` and ``unlabeled``
 (files or folders; with ``lots``, their unannotated wafers join in)). While it trains, the
 worker heartbeats at most every ``HEARTBEAT_S`` seconds and stops at the next batch when a
