@@ -82,3 +82,17 @@ def test_four_views_make_the_prediction_follow_the_wafer(t):
         on = views.apply(w.grid, t) > 0
         assert np.array_equal(views.apply(a.mask, t)[on], b.mask[on])
         assert a.pattern == b.pattern
+
+
+def test_the_store_cache_takes_one_view_predictions_only(tmp_path):
+    from waferseg_core.store.predict import predict_stored
+    from waferseg_core.store.service import Store
+
+    store = Store(f"sqlite:///{tmp_path / 's.sqlite'}")
+    user = store.login()
+    ids = store.import_lot(user, "L", [generate_wafer(3, i).wafer for i in range(2)])
+    with pytest.raises(InvalidInputError, match="expected a predictor with views=1, found views=4"):
+        next(predict_stored(store, user, Predictor(views=4), ids))
+    (chunk,) = list(predict_stored(store, user, Predictor(), ids))
+    assert [p.wafer_id for p in chunk] == ids
+    store.close()

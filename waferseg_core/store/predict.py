@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Predictor
 from waferseg_core.store.service import Store, UserRef
 from waferseg_core.wafer import WaferMap
@@ -45,7 +46,17 @@ def predict_stored(
     *,
     chunk: int = CHUNK,
 ) -> Iterator[list[StoredPrediction]]:
-    """Predictions chunk by chunk, in ``wafer_ids`` order; new ones are cached when allowed."""
+    """Predictions chunk by chunk, in ``wafer_ids`` order; new ones are cached when allowed.
+
+    Raises:
+        InvalidInputError: A predictor averaging several views: the cache is keyed by model
+            only, and one-view predictions are what every reader of it expects.
+    """
+    if predictor.views != 1:
+        raise InvalidInputError(
+            f"stored predictions are one view: expected a predictor with views=1, "
+            f"found views={predictor.views}"
+        )
     for k in range(0, len(wafer_ids), chunk):
         ids = wafer_ids[k : k + chunk]
         maps = [store.wafer(actor, i) for i in ids]
