@@ -5,7 +5,8 @@
 
 Builds a throw-away store in a temporary folder: the demo lot, a lot annotated by three people
 who disagree the way real annotators do (a shifted edge, a missed scratch, a class swap), a small
-training job run by the worker, and an active-learning query; then grabs each window.
+training job run by the worker, an active-learning query, and a lot of one 200+-die wafer (the
+main window names the blocks the model saw); then grabs each window.
 """
 
 from __future__ import annotations
@@ -72,6 +73,33 @@ def _scale_comparison():  # type: ignore[no-untyped-def]
         grid.addWidget(view, 1, col)
     panel.views = [grid.itemAt(i).widget() for i in range(grid.count())]  # type: ignore[attr-defined]
     return panel
+
+
+def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-untyped-def]
+    """The main window on a lot of one 200+-die wafer, predicted: the panel names the blocks."""
+    import time
+
+    from PySide6.QtCore import QSettings
+
+    from app.main_window import MainWindow
+    from waferseg_core.synth import generate_wafer
+
+    big = next(
+        sw.wafer
+        for i in range(400)
+        if max((sw := generate_wafer(4, i)).wafer.shape) > 200 and sw.mask.any()
+    )
+    store.import_lot(admin, "LOT-300MM", [big])
+    settings = QSettings(str(tmp / "shots.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(store, admin, predictor, settings)
+    win.refresh_lots()
+    win.lot_box.setCurrentText("LOT-300MM")
+    until = time.monotonic() + 60
+    while not win.predictions and time.monotonic() < until:
+        app.processEvents()
+        time.sleep(0.02)
+    win.show_prediction.setChecked(True)
+    return win
 
 
 def main() -> None:
@@ -145,6 +173,11 @@ def main() -> None:
             app.processEvents()
             w.fit()
     shot(panel, "large-wafer-scale.png", (1380, 500))
+    shot(
+        _large_wafer_window(store, admin, predictor, tmp, app),
+        "large-wafer-blocks.png",
+        (1400, 850),
+    )
     store.close()
 
 
