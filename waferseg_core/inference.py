@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -71,6 +72,30 @@ class _Raw:
     ms: float
 
 
+F = TypeVar("F", np.float32, np.float64)
+
+
+def _softmax(z: npt.NDArray[F]) -> npt.NDArray[F]:
+    """Softmax over the class axis (the first), shifted so that no exponent overflows."""
+    e = np.exp(z - z.max(0, keepdims=True))
+    out: npt.NDArray[F] = e / e.sum(0, keepdims=True)
+    return out
+
+
+def _sigmoid(z: npt.NDArray[F]) -> npt.NDArray[F]:
+    """The logistic function, written with tanh so that it does not overflow."""
+    out: npt.NDArray[F] = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return out
+
+
+def _view_probs(
+    seg: npt.NDArray[np.float32], grid: npt.NDArray[np.uint8], t: int
+) -> npt.NDArray[np.float64]:
+    """Class probabilities from view ``t``'s seg logits, back in the grid's own orientation."""
+    rows, cols = d4.apply(grid, t).shape
+    return d4.undo(_softmax(seg[:, :rows, :cols].astype(np.float64)), t)
+
+
 def decide_pattern(
     mask: npt.NDArray[np.uint8], grid: npt.NDArray[np.uint8], wafer_probs: npt.NDArray[np.float32]
 ) -> tuple[str, list[str]]:
@@ -116,10 +141,7 @@ class Predictor:
     ) -> None:
         import onnxruntime as ort
 
-        try:
-            self.views = d4.check(views)
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
+        self.views = d4.check(views)
         path = Path(model) if model else DEFAULT_MODEL
         if not path.is_file():
             raise InvalidInputError(f"expected an ONNX model file, found no file at {path}")
@@ -198,25 +220,22 @@ class Predictor:
         self, seen: dict[int, tuple[npt.NDArray[np.uint8], int]], batch_size: int
     ) -> dict[int, _Raw]:
         """As :meth:`_run` for view 0, with class and wafer probabilities averaged over views."""
-        probs: dict[int, npt.NDArray[np.float64]] = {}
-        wafer: dict[int, npt.NDArray[np.float64]] = {}
-        out: dict[int, _Raw] = {}
-        for t in d4.ORDER[: self.views]:
+        plain = self._run(seen, 0, batch_size)
+        probs = {i: _view_probs(r.seg, seen[i][0], 0) for i, r in plain.items()}
+        wafer = {i: _sigmoid(r.wafer_logits.astype(np.float64)) for i, r in plain.items()}
+        ms = {i: r.ms for i, r in plain.items()}
+        for t in d4.ORDER[1 : self.views]:
             for i, r in self._run(seen, t, batch_size).items():
-                rows, cols = d4.apply(seen[i][0], t).shape
-                z = r.seg[:, :rows, :cols].astype(np.float64)
-                e = np.exp(z - z.max(0, keepdims=True))
-                p = d4.undo(e / e.sum(0, keepdims=True), t)
-                w = 0.5 * (1.0 + np.tanh(0.5 * r.wafer_logits.astype(np.float64)))
-                probs[i] = probs[i] + p if i in probs else p
-                wafer[i] = wafer[i] + w if i in wafer else w
-                out[i] = _Raw(r.seg, r.wafer_logits, out[i].emb, out[i].ms + r.ms) if t else r
-        for i, r in out.items():
+                probs[i] = probs[i] + _view_probs(r.seg, seen[i][0], t)
+                wafer[i] = wafer[i] + _sigmoid(r.wafer_logits.astype(np.float64))
+                ms[i] += r.ms
+        out: dict[int, _Raw] = {}
+        for i, r in plain.items():
             # Logits whose softmax and sigmoid give back the averaged probabilities.
             mean = np.clip(probs[i] / self.views, 1e-12, 1.0)
             w = np.clip(wafer[i] / self.views, 1e-7, 1.0 - 1e-7)
             logits = np.log(mean).astype(np.float32)
-            out[i] = _Raw(logits, np.log(w / (1.0 - w)).astype(np.float32), r.emb, r.ms)
+            out[i] = _Raw(logits, np.log(w / (1.0 - w)).astype(np.float32), r.emb, ms[i])
         return out
 
     def _decode(
@@ -227,10 +246,7 @@ class Predictor:
         emb: npt.NDArray[np.float32],
         ms: float,
     ) -> Prediction:
-        logits = seg[:, : w.rows, : w.cols]
-        z = logits - logits.max(0, keepdims=True)
-        e = np.exp(z)
-        prob = e / e.sum(0, keepdims=True)
+        prob = _softmax(seg[:, : w.rows, : w.cols])
         mask = prob.argmax(0).astype(np.uint8)
         on = w.grid > 0
         mask[~on] = 0
@@ -240,7 +256,7 @@ class Predictor:
         gap = top2[1] - top2[0]
         pmax[~on] = 0
         ent[~on] = 0
-        wafer_probs = 0.5 * (1.0 + np.tanh(0.5 * wafer_logits))  # the sigmoid, without overflow
+        wafer_probs = _sigmoid(wafer_logits)
         pattern, patterns = decide_pattern(mask, w.grid, wafer_probs)
         counts = class_die_counts(mask, w.grid)
         return Prediction(

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from waferseg_core.errors import InvalidInputError
+
 A = TypeVar("A", bound=np.ndarray[Any, Any])
 
 ORDER = (0, 4, 2, 6, 1, 5, 3, 7)
@@ -21,9 +23,13 @@ COUNTS = (1, 2, 4, 8)
 
 
 def check(views: int) -> int:
-    """``views`` if it is a count offered, else a clear error."""
+    """``views`` if it is a count offered.
+
+    Raises:
+        InvalidInputError: Any other number.
+    """
     if views not in COUNTS:
-        raise ValueError(f"expected a number of views in {list(COUNTS)}, found {views}")
+        raise InvalidInputError(f"expected a number of views in {list(COUNTS)}, found {views}")
     return views
 
 

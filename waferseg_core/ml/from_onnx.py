@@ -77,7 +77,8 @@ def weights_from_onnx(
     model = create_model(arch).eval()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     norms = _conv_norms(model)
-    for name, module in model.named_modules():
+    modules = dict(model.named_modules())
+    for name, module in modules.items():
         if not isinstance(module, nn.Conv2d | nn.Linear):
             continue
         for part in ("weight", "bias"):
@@ -98,7 +99,7 @@ def weights_from_onnx(
             state[f"{bn}.weight"] = torch.ones_like(state[f"{bn}.weight"])
             state[f"{bn}.bias"] = torch.from_numpy(shift.copy())
             state[f"{bn}.running_mean"] = torch.zeros_like(state[f"{bn}.running_mean"])
-            eps = float(dict(model.named_modules())[bn].eps)
+            eps = float(modules[bn].eps)
             state[f"{bn}.running_var"] = torch.full_like(state[f"{bn}.running_var"], 1.0 - eps)
     if calibration is not None:
         _centre(model, state, norms, calibration)
