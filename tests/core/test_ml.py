@@ -204,14 +204,21 @@ def test_init_starts_from_a_checkpoint_and_refuses_a_mismatch(tmp_path, samples)
         )
 
 
+@pytest.mark.parametrize(
+    ("suffix", "expected"),
+    [
+        (".pt", "expected a waferseg checkpoint"),
+        (".onnx", "expected an ONNX model exported by waferseg"),  # ml/from_onnx.py
+    ],
+)
 @settings(max_examples=25, deadline=None)
 @given(st.binary(max_size=2000))
-def test_init_from_garbage_is_a_one_line_error(tmp_path_factory, data):
-    junk = tmp_path_factory.mktemp("init") / "junk.pt"
+def test_init_from_garbage_is_a_one_line_error(tmp_path_factory, suffix, expected, data):
+    junk = tmp_path_factory.mktemp("init") / f"junk{suffix}"
     junk.write_bytes(data)
     with pytest.raises(InvalidInputError) as err:
         initial_weights(str(junk), TINY, torch.device("cpu"))
-    assert "\n" not in str(err.value) and "expected a waferseg checkpoint" in str(err.value)
+    assert "\n" not in str(err.value) and expected in str(err.value)
 
 
 def test_budget_lr_anneals_over_the_time_budget():
