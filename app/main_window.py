@@ -48,7 +48,7 @@ from waferseg_core import settings as prefs_io
 from waferseg_core.classes import PATTERN_CLASSES
 from waferseg_core.errors import WaferSegError
 from waferseg_core.geometry import mask_from_geometry
-from waferseg_core.inference import DEFAULT_MODEL, Predictor
+from waferseg_core.inference import DEFAULT_FP32, DEFAULT_MODEL, Predictor
 from waferseg_core.store.service import Store, UserRef
 from waferseg_core.wafer import WaferMap
 
@@ -251,6 +251,8 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.model_box.blockSignals(True)
         self.model_box.clear()
         self.model_box.addItem("shipped default", str(DEFAULT_MODEL))
+        if DEFAULT_FP32 != DEFAULT_MODEL:  # the int8 model's fp32 original, for comparison
+            self.model_box.addItem("shipped default, fp32", str(DEFAULT_FP32))
         for mv in self.store.models(self.user):
             mark = " (active)" if mv["active"] else ""
             self.model_box.addItem(f"{mv['name']}{mark}", mv["file_path"])

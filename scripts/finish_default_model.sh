@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Turns the runs of scripts/train_default_model.sh into the shipped model and its figures:
-# ONNX export (parity-checked), static int8 (kept only if it agrees on >= 99.9% of dies),
-# synthetic test-set scores, real-wafer cross-validation and the inference benchmark.
+# ONNX export (parity-checked), static int8 (scripts/quantize_default_model.sh: kept only if it
+# agrees on >= 99.9% of dies), synthetic test-set scores of both, real-wafer cross-validation
+# and the inference benchmark (the int8 model the app runs, against fp32 and torch eager).
 #   RUNS=out/default bash scripts/finish_default_model.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,23 +15,26 @@ export NO_ALBUMENTATIONS_UPDATE=1
 import json, sys
 from pathlib import Path
 from waferseg_core.ml.data import synth_samples
-from waferseg_core.ml.export import export_onnx, parity, quantize_static
+from waferseg_core.ml.export import export_onnx, parity
 from waferseg_core.ml.train import load_model
 runs, dest = Path(sys.argv[1]), Path(sys.argv[2])
 model, cfg = load_model(runs / "full" / "best_model.pt")
 onnx_path = dest / "waferseg-default.onnx"
 export_onnx(model, onnx_path, metadata={"arch": cfg.arch, "waferseg": "1", "source": str(runs / "full")})
-calib = synth_samples(256, 4242, 0.15)
 val = synth_samples(256, 4343, 0.15)
 report = {"parity": parity(model, onnx_path, val)}
-report["quantization"] = quantize_static(onnx_path, dest / "waferseg-default.int8.onnx", calib, val)
 (runs / "export.json").write_text(json.dumps(report, indent=1))
 print(json.dumps(report))
 PY
+bash scripts/quantize_default_model.sh   # the int8 model the app runs, if it agrees (quantize.json)
 rm -rf out/synth-test
 .venv/bin/waferseg synth --count 1000 --seed 999 --mixed 0.15 --out out/synth-test > /dev/null
 .venv/bin/waferseg evaluate --model "$DEST/waferseg-default.onnx" --coco out/synth-test/annotations.json \
   --npz "$NPZ" --void-outline 1 > "$RUNS/eval.json"
+if [ -f "$DEST/waferseg-default.int8.onnx" ]; then
+  .venv/bin/waferseg evaluate --model "$DEST/waferseg-default.int8.onnx" --coco out/synth-test/annotations.json \
+    --npz "$NPZ" --void-outline 1 > "$RUNS/eval_int8.json"
+fi
 .venv/bin/python bench/cv_real.py "$RUNS" --npz "$NPZ" > "$RUNS/cv_real.json"
-.venv/bin/waferseg bench --model "$DEST/waferseg-default.onnx" > "$RUNS/bench.json"
-cat "$RUNS/export.json" "$RUNS/eval.json" "$RUNS/cv_real.json" "$RUNS/bench.json"
+.venv/bin/waferseg bench > "$RUNS/bench.json"
+cat "$RUNS/export.json" docs/model/quantize.json "$RUNS/eval.json" "$RUNS/cv_real.json" "$RUNS/bench.json"

@@ -359,9 +359,10 @@ def _predict_lot(
 def cmd_bench(args: argparse.Namespace) -> int:
     """p50 latency per 64x64 wafer and batched throughput.
 
-    ORT fp32 (and int8 when beside the model) against torch eager on the same architecture,
-    measured in the same run; and one large wafer end to end at the coarse scale against the
-    full scale.
+    ORT fp32 and int8 (the model and its ``.int8.onnx`` or ``.onnx`` sibling, those present)
+    against torch eager on the same architecture, measured in the same run; end to end with
+    the model given (default: the shipped one, int8); one large wafer at the coarse scale
+    against the full scale.
     """
     from waferseg_core.inference import DEFAULT_MODEL, Predictor
     from waferseg_core.modelio import encode
@@ -390,17 +391,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {"model": str(path), "threads": os.cpu_count()}
     pred = Predictor(path)
-    report["ort_fp32_p50_ms"] = round(p50(lambda: pred.raw(x1)), 3)
-    t = time.perf_counter()
-    n = 0
-    while time.perf_counter() - t < 2.0:
-        pred.raw(batch)
-        n += len(batch)
-    report["ort_fp32_batched_wafers_per_s"] = round(n / (time.perf_counter() - t), 1)
-    int8 = path.with_name(path.stem + ".int8.onnx")
-    if int8.exists():
-        q = Predictor(int8)
-        report["ort_int8_p50_ms"] = round(p50(lambda: q.raw(x1)), 3)
+    for kind, file in _precisions(path).items():
+        ort = pred if file == path else Predictor(file)
+        report[f"ort_{kind}_p50_ms"] = round(p50(lambda o=ort: o.raw(x1)), 3)
+        t = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t < 2.0:
+            ort.raw(batch)
+            n += len(batch)
+        report[f"ort_{kind}_batched_wafers_per_s"] = round(n / (time.perf_counter() - t), 1)
     try:
         import onnx
         import torch
@@ -414,9 +413,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         xt = torch.from_numpy(x1)
         with torch.no_grad():
             report["torch_eager_p50_ms"] = round(p50(lambda: model(xt)), 3)
-        report["speedup_ort_vs_torch"] = round(
-            report["torch_eager_p50_ms"] / report["ort_fp32_p50_ms"], 2
-        )
+        for kind in ("fp32", "int8"):
+            if f"ort_{kind}_p50_ms" in report:
+                report[f"speedup_ort_{kind}_vs_torch"] = round(
+                    report["torch_eager_p50_ms"] / report[f"ort_{kind}_p50_ms"], 2
+                )
     except ImportError:
         report["torch_eager_p50_ms"] = None
     report["end_to_end_predict_ms_per_wafer"] = round(_uncached_ms(pred, wafers), 3)
@@ -425,6 +426,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report.update(_large_wafer_ms(pred))
     _emit(report)
     return 0
+
+
+def _precisions(path: Path) -> dict[str, Path]:
+    """The fp32 model and its int8 version (``X.onnx`` / ``X.int8.onnx``), those that exist."""
+    if path.name.endswith(".int8.onnx"):
+        pair = {"fp32": path.with_name(path.name[: -len(".int8.onnx")] + ".onnx"), "int8": path}
+    else:
+        pair = {"fp32": path, "int8": path.with_name(path.stem + ".int8.onnx")}
+    return {kind: file for kind, file in pair.items() if file.is_file()}
 
 
 def _large_wafer_ms(pred: Any) -> dict[str, Any]:

@@ -37,8 +37,14 @@ from waferseg_core.patterns import class_die_counts, patterns_from_mask
 from waferseg_core.wafer import WaferMap
 
 CANDIDATE_DIES = 2
+MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
+DEFAULT_FP32 = MODELS / "waferseg-default.onnx"  # the trained model: scores, --init
+# What the app and the commands run: its static int8 version, shipped because its per-die
+# argmax agrees with fp32 on >= 99.9% of validation dies (resources/models/MODEL_CARD.md).
 DEFAULT_MODEL = (
-    Path(__file__).resolve().parent.parent / "resources" / "models" / "waferseg-default.onnx"
+    MODELS / "waferseg-default.int8.onnx"
+    if (MODELS / "waferseg-default.int8.onnx").is_file()
+    else DEFAULT_FP32
 )
 
 

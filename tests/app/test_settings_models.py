@@ -3,7 +3,7 @@ import shutil
 from app.dialogs import LoginDialog
 from app.main_window import MainWindow
 from waferseg_core import settings as prefs_io
-from waferseg_core.inference import DEFAULT_MODEL, file_hash
+from waferseg_core.inference import DEFAULT_FP32, DEFAULT_MODEL, file_hash
 
 
 def test_model_selector_lists_store_versions_and_switches(
@@ -17,13 +17,18 @@ def test_model_selector_lists_store_versions_and_switches(
     qtbot.addWidget(win)
     labels = [win.model_box.itemText(i) for i in range(win.model_box.count())]
     assert (
-        labels[0] == "shipped default"
+        labels[:2] == ["shipped default", "shipped default, fp32"]
         and "candidate v2" in labels
         and labels[-1].startswith("other")
     )
     with qtbot.waitSignal(win.lot_predicted, timeout=60_000):
         assert win.set_model(str(copy))
     assert win.predictor.path == copy and win.model_box.currentText() == "candidate v2"
+    with qtbot.waitSignal(win.lot_predicted, timeout=60_000):
+        assert win.set_model(str(DEFAULT_FP32))
+    assert win.model_box.currentText() == "shipped default, fp32"
+    with qtbot.waitSignal(win.lot_predicted, timeout=60_000):
+        assert win.set_model(str(copy))
     assert not win.set_model(str(tmp_path / "missing.onnx"))  # reported, the old model stays
     assert win.predictor.path == copy
 

@@ -67,7 +67,7 @@ def test_csv_columns_and_values(lot, tmp_path):
     assert rows[3]["pattern"] == pred.pattern
     assert float(rows[3]["confidence"]) == pytest.approx(pred.confidence, abs=1e-4)
     assert sum(int(rows[3][f"dies_{c.name}"]) for c in CLASSES[1:]) == sum(pred.class_dies.values())
-    assert rows[0]["model_version"] == "waferseg-default.onnx"
+    assert rows[0]["model_version"] == "waferseg-default.int8.onnx"  # the shipped model
 
 
 def test_coco_round_trips_through_pycocotools_and_the_reader(lot, tmp_path):

@@ -6,7 +6,7 @@ import torch
 
 from tests.core.test_ml import TINY, small_samples
 from waferseg_core.errors import InvalidInputError
-from waferseg_core.inference import DEFAULT_MODEL, Predictor
+from waferseg_core.inference import DEFAULT_FP32, DEFAULT_MODEL, Predictor
 from waferseg_core.ml.export import export_onnx
 from waferseg_core.ml.from_onnx import weights_from_onnx
 from waferseg_core.ml.model import create_model
@@ -74,10 +74,14 @@ def test_centred_norms_also_hold_in_train_mode_on_their_batch(exported, samples)
 def test_the_shipped_model_loads_for_fine_tuning():
     x = torch.from_numpy(np.stack([encode(np.ones((40, 40), np.uint8), (64, 64))]))
     net = create_model("resnet18-w0.5").eval()
-    net.load_state_dict(weights_from_onnx(DEFAULT_MODEL, "resnet18-w0.5", x))
+    net.load_state_dict(weights_from_onnx(DEFAULT_FP32, "resnet18-w0.5", x))
     with torch.no_grad():
         seg = net(x)[0].numpy()
-    assert np.abs(seg - Predictor().raw(x.numpy())[0]).max() < 1e-3
+    assert np.abs(seg - Predictor(DEFAULT_FP32).raw(x.numpy())[0]).max() < 1e-3
+    # The int8 model the app runs cannot be trained on; the error names the fp32 one.
+    with pytest.raises(InvalidInputError, match="found an int8-quantized one") as err:
+        weights_from_onnx(DEFAULT_MODEL, "resnet18-w0.5")
+    assert str(DEFAULT_FP32) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_run_starts_from_an_onnx_model(exported, samples, tmp_path):

@@ -12,7 +12,7 @@ from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Predictor, decide_pattern
 from waferseg_core.metrics import Confusion, outline_band, segmentation_report, wafer_report
 from waferseg_core.ml.data import Augment, Sample, batches, bucket_of, synth_samples, to_arrays
-from waferseg_core.ml.export import export_onnx, parity
+from waferseg_core.ml.export import agreement, export_onnx, fp32_nodes, parity, quantize_static
 from waferseg_core.ml.losses import class_weights, dice_loss, focal_loss, mil_loss
 from waferseg_core.ml.model import create_model, enable_mc_dropout
 from waferseg_core.ml.train import TrainConfig, budget_lr, initial_weights, load_model, train
@@ -261,6 +261,33 @@ def test_onnx_parity_and_dynamic_shapes(onnx_model, samples):
     pred = Predictor(path)
     seg, wafer, _ = pred.raw(np.stack([encode(np.ones((40, 70), np.uint8))] * 3))
     assert seg.shape == (3, 9, 64, 96) and wafer.shape == (3, 9)
+
+
+def test_int8_is_kept_only_when_it_agrees_and_keeps_stem_and_heads_fp32(
+    onnx_model, samples, tmp_path
+):
+    import onnx
+
+    _, path = onnx_model
+    out = tmp_path / "tiny.int8.onnx"
+    rep = quantize_static(path, out, samples[:32], samples[32:48], min_agreement=0.0)
+    assert rep["int8_kept"] and rep["int8_agreement"] == round(
+        agreement(path, out, samples[32:48]), 5
+    )
+    graph = onnx.load(str(out)).graph
+    writers = {o: n for n in graph.node for o in n.output}
+    kept = fp32_nodes(path)
+    assert len(kept) == 3  # the stem, the per-die head and the wafer head
+    convs = [n for n in graph.node if n.op_type in ("Conv", "Gemm")]
+    for n in convs:  # a quantized node reads its weight through DequantizeLinear
+        dequantized = n.input[1] in writers and writers[n.input[1]].op_type == "DequantizeLinear"
+        assert dequantized == (n.name not in kept), n.name
+    assert {p.key: p.value for p in onnx.load(str(out)).metadata_props}["arch"] == TINY
+    seg, wafer, emb = Predictor(out).raw(np.stack([encode(np.ones((40, 70), np.uint8))] * 2))
+    assert seg.shape == (2, 9, 64, 96) and wafer.shape == (2, 9) and emb.shape[0] == 2
+    # Not kept: nothing is written, and an int8 file of an earlier export is removed.
+    rep = quantize_static(path, out, samples[:32], samples[32:48], min_agreement=1.01)
+    assert not rep["int8_kept"] and not out.exists()
 
 
 def test_predictor_outputs_cache_and_agreement(onnx_model, samples):

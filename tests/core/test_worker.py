@@ -45,7 +45,7 @@ def _worker(url, out, *extra):
 def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
     store = Store(store_url)
     admin = store.add_user(None, "eng", "admin", "pw")
-    ok = store.enqueue_job(admin, TINY_JOB)
+    ok = store.enqueue_job(admin, {**TINY_JOB, "quantize": True})
     bad = store.enqueue_job(admin, {**TINY_JOB, "arch": "resnet19"})
     proc = _worker(store_url, tmp_path / "jobs", "--once")
     assert proc.returncode == 0, proc.stderr
@@ -58,6 +58,9 @@ def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
         and os.path.exists(model["file_path"])
         and "parity" in model["metrics"]
     )
+    # The int8 model is registered when it was kept (it agrees with fp32), else the fp32 one.
+    kept = model["metrics"]["quantization"]["int8_kept"]
+    assert model["file_path"].endswith("model.int8.onnx" if kept else "model.onnx")
     failed = store.job(admin, bad)
     assert failed["status"] == "failed" and "Traceback" in failed["error_text"]
     assert "unknown architecture 'resnet19'" in failed["error_text"]

@@ -39,6 +39,13 @@ def _read(path: Path) -> tuple[str, dict[str, npt.NDArray[Any]]]:
         raise InvalidInputError(
             f"expected an ONNX model exported by waferseg (with 'arch' metadata), found {path}"
         )
+    if any(n.op_type == "DequantizeLinear" for n in model.graph.node):
+        # int8 weights cannot be trained on; the fp32 model they were made from can
+        fp32 = path.with_name(path.name.replace(".int8.onnx", ".onnx"))
+        raise InvalidInputError(
+            f"expected an fp32 ONNX model, found an int8-quantized one at {path} "
+            f"(start from the fp32 model it was made from, e.g. {fp32})"
+        )
     return meta["arch"], {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
 
 
