@@ -102,6 +102,10 @@ class DashboardWindow(QWidget):
         plot.addItem(pg.BarGraphItem(x=x - 0.2, height=model, width=0.4, brush="#4363d8"))
         plot.addItem(pg.BarGraphItem(x=x + 0.2, height=annotated, width=0.4, brush="#f58231"))
         self._ticks(plot, "bottom", [SHORT[p] for p in PATTERNS])
+        # wafers are counted: whole-number ticks only, about eight of them at most
+        top = max([*model, *annotated, 1])
+        step = -(-top // 8)
+        plot.getAxis("left").setTicks([[(v, str(v)) for v in range(0, top + step, step)]])
         plot.setLabel("left", "wafers")
         plot.setTitle(f"{stats.lot}: model (blue) and annotations (orange), {stats.wafers} wafers")
         self.summary.setText(

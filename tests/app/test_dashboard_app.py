@@ -25,6 +25,10 @@ def test_figures_and_charts(qtbot, tmp_path, predictor):
     qtbot.addWidget(win)
     win.show()
     assert win.lot_box.currentText() == "L" and "1 lots, 4 wafers" in win.summary.text()
+    # Wafer counts get whole-number ticks (pyqtgraph's own would show 0.5, 1.5 ...).
+    (major,) = win.charts["Patterns in lot"].getAxis("left")._tickLevels
+    top = max([*lot.model.values(), *lot.annotated.values()])
+    assert [label for _, label in major] == [str(v) for v in range(top + 1)]
     for title in win.charts:
         win.tabs.setCurrentIndex(list(win.charts).index(title))
         out = win.save_png(title, tmp_path / f"{title}.png")
