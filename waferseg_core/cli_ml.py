@@ -440,9 +440,9 @@ def _precisions(path: Path) -> dict[str, Path]:
 def _large_wafer_ms(pred: Any) -> dict[str, Any]:
     """End-to-end predict of one wafer 200+ dies across: coarse scale against full scale."""
     from waferseg_core import coarse
-    from waferseg_core.synth import generate_wafer
+    from waferseg_core.synth import first_sized
 
-    big = next(w for i in range(500) if max((w := generate_wafer(77, i).wafer).shape) > 200)
+    big = first_sized(77, over=200, limit=500).wafer
     coarse_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
     with coarse.constants(max_side=0):  # the model on every die, as before the coarse scale
         full_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))

@@ -418,6 +418,25 @@ def generate(count: int, seed: int, *, mixed: float = 0.0, start: int = 0) -> It
         yield generate_wafer(seed, i, mixed=mixed)
 
 
+def first_sized(
+    seed: int, *, over: int = 0, up_to: int | None = None, limit: int = 1000
+) -> SynthWafer:
+    """The first wafer of ``seed`` whose larger side is over ``over`` and at most ``up_to`` dies.
+
+    Tests and benchmarks use it to pick a small wafer (``up_to=64``) or a large one
+    (``over=200``) from a seeded set. Raises ``InvalidInputError`` when none of the first
+    ``limit`` wafers fits.
+    """
+    for i in range(limit):
+        sw = generate_wafer(seed, i)
+        if over < max(sw.wafer.shape) <= (up_to if up_to is not None else max(sw.wafer.shape)):
+            return sw
+    bound = f"over {over}" + (f" and at most {up_to}" if up_to is not None else "")
+    raise InvalidInputError(
+        f"expected a wafer {bound} dies across among the first {limit} of seed {seed}, found none"
+    )
+
+
 def write_dataset(out: Path, count: int, seed: int, *, mixed: float = 0.0) -> dict[str, int]:
     """Write ``count`` wafers as die-grid PNGs plus ``annotations.json`` (COCO) into ``out``.
 

@@ -199,12 +199,12 @@ def test_viewer_pixel_snapshot(qtbot, demo_store, predictor, settings, tmp_path)
 
 
 def test_a_large_wafer_says_the_model_saw_it_on_blocks(qtbot, demo_store, predictor, settings):
-    from waferseg_core.synth import generate_wafer
+    from waferseg_core.synth import first_sized
 
     store, user = demo_store
     win = make(qtbot, demo_store, predictor, settings)
     assert "blocks" not in win.prediction_label.text()  # demo wafers are small
-    big = next(w for i in range(400) if max((w := generate_wafer(4, i).wafer).shape) > 200)
+    big = first_sized(4, over=200, limit=400).wafer
     store.import_lot(user, "BIG", [big])
     with qtbot.waitSignal(win.lot_predicted, timeout=60_000):
         win.refresh_lots()

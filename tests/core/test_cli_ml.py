@@ -9,7 +9,7 @@ from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.cli import main
 from waferseg_core.formats.png import png_bytes
 from waferseg_core.inference import DEFAULT_FP32, DEFAULT_MODEL
-from waferseg_core.synth import generate_wafer
+from waferseg_core.synth import first_sized, generate_wafer
 from waferseg_core.wafer import WaferMap
 
 
@@ -42,7 +42,7 @@ def test_predict_contract_and_masks(tmp_path, capsys):
 
     m = cv2.imread(rows[0]["mask"], cv2.IMREAD_UNCHANGED)
     assert m.shape == generate_wafer(8, 0).wafer.shape and m.max() <= 8
-    big = next(w for i in range(400) if max((w := generate_wafer(8, i).wafer).shape) > 200)
+    big = first_sized(8, over=200, limit=400).wafer
     (tmp_path / "big.png").write_bytes(png_bytes(big))
     code, rows, _ = run(capsys, "predict", files[0], str(tmp_path / "big.png"))
     assert [r["scale"] for r in rows] == [1, -(-max(big.shape) // 96)]  # k x k blocks
@@ -57,7 +57,7 @@ def test_predict_bad_model_is_one_line(tmp_path, capsys):
 
 
 def test_predict_views_average_and_a_bad_count_is_one_line(tmp_path, capsys):
-    grid = next(w.grid for i in range(50) if max((w := generate_wafer(9, i).wafer).shape) <= 64)
+    grid = first_sized(9, up_to=64, limit=50).wafer.grid
     flipped = WaferMap(grid=np.ascontiguousarray(grid.T), lot="L", wafer_id="T")
     files = []
     for name, w in (("a", WaferMap(grid=grid, lot="L", wafer_id="A")), ("t", flipped)):

@@ -20,7 +20,7 @@ from waferseg_core.coarse import (
 )
 from waferseg_core.inference import Predictor
 from waferseg_core.ml.data import Sample
-from waferseg_core.synth import generate_wafer
+from waferseg_core.synth import first_sized, generate_wafer
 from waferseg_core.wafer import WaferMap
 
 
@@ -135,7 +135,7 @@ def test_coarsen_keeps_every_die_on_a_wafer_cell(grid):
 
 
 def test_large_wafers_predict_through_their_coarse_grid():
-    big = next(w for i in range(400) if max((w := generate_wafer(5, i).wafer).grid.shape) > 200)
+    big = first_sized(5, over=200, limit=400).wafer
     k = factor(big.grid.shape)
     assert k >= 3
     pred = Predictor()

@@ -15,7 +15,7 @@ from waferseg_core.formats.bins import ink
 from waferseg_core.geometry import geometry_from_mask, to_geojson
 from waferseg_core.store.models import Base
 from waferseg_core.store.service import Store, check_password, hash_password
-from waferseg_core.synth import generate_wafer
+from waferseg_core.synth import first_sized, generate_wafer
 from waferseg_core.wafer import CoordFrame, Defect
 
 SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [3, 0], [3, 3], [0, 3], [0, 0]]]}
@@ -61,7 +61,7 @@ def test_upgrades_drop_the_outdated_cache_of_large_wafers_only(store_url, before
     old = Store(store_url, migrate=False)
     admin = old.add_user(None, "ada", "admin", "pw")
     small = generate_wafer(3, 0).wafer
-    large = next(w for i in range(400) if max((w := generate_wafer(3, i).wafer).shape) > 96)
+    large = first_sized(3, over=96, limit=400).wafer
     ids = old.import_lot(admin, "L", [small, large])
     items = [
         {

@@ -4,7 +4,7 @@ import pytest
 from waferseg_core.classes import by_name
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.patterns import pattern_from_mask, patterns_from_mask
-from waferseg_core.synth import MIXABLE, SINGLE_LABELS, generate, generate_wafer
+from waferseg_core.synth import MIXABLE, SINGLE_LABELS, first_sized, generate, generate_wafer
 
 
 def test_same_seed_same_wafer_and_different_seed_differs():
@@ -80,3 +80,16 @@ def test_bad_arguments():
         generate_wafer(1, 1, mixed=1.5)
     with pytest.raises(InvalidInputError, match="count"):
         list(generate(-1, 1))
+
+
+def test_first_sized_picks_the_first_wafer_of_the_size_or_says_none_fits():
+    sw = first_sized(5, over=100)
+    sides = [max(generate_wafer(5, i).wafer.shape) for i in range(200)]
+    first = next(i for i, side in enumerate(sides) if side > 100)
+    assert sw.wafer.extra["synth_index"] == first and max(sw.wafer.shape) == sides[first]
+    small = first_sized(5, up_to=40)
+    assert max(small.wafer.shape) <= 40
+    with pytest.raises(
+        InvalidInputError, match="over 10 and at most 11 dies across among the first 3"
+    ):
+        first_sized(5, over=10, up_to=11, limit=3)

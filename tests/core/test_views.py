@@ -10,7 +10,7 @@ from waferseg_core import views
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Predictor
 from waferseg_core.modelio import encode, padded_size
-from waferseg_core.synth import generate_wafer
+from waferseg_core.synth import first_sized, generate_wafer
 from waferseg_core.wafer import WaferMap
 
 
@@ -49,7 +49,7 @@ def _wafer(grid, name="1"):
 
 
 def test_two_views_average_the_plain_and_transposed_probabilities():
-    sw = next(s for i in range(50) if max((s := generate_wafer(11, i)).wafer.grid.shape) <= 64)
+    sw = first_sized(11, up_to=64, limit=50)
     g = sw.wafer.grid
     plain = Predictor(cache_size=1)
 
@@ -76,7 +76,7 @@ def test_four_views_make_the_prediction_follow_the_wafer(t):
     pred = Predictor(cache_size=8, views=4)
     for seed in range(3):
         # Small wafers: a large one's coarse view is not symmetric under the views.
-        w = next(w for i in range(50) if max((w := generate_wafer(12 + seed, i).wafer).shape) <= 96)
+        w = first_sized(12 + seed, up_to=96, limit=50).wafer
         (a,) = pred.predict([w])
         (b,) = pred.predict([_wafer(views.apply(w.grid, t), f"t{seed}")])
         on = views.apply(w.grid, t) > 0
