@@ -343,10 +343,11 @@ class MainWindow(ToolsMixin, QMainWindow):
         dialog = QProgressDialog("Reading files…", "Cancel", 0, 0, self)
         dialog.setWindowTitle("Import")
         dialog.setMinimumDuration(300)
-        dialog.canceled.connect(worker.stop)
-        worker.progress.connect(
-            lambda done, total: (dialog.setMaximum(total), dialog.setValue(done))
-        )
+        # Direct: queued, stop would wait in the busy worker thread until the import is over.
+        dialog.canceled.connect(worker.stop, Qt.ConnectionType.DirectConnection)
+        # Slots are this window's methods, never lambdas: PySide runs a lambda in the thread
+        # that emits, and widgets must only be touched from the GUI thread.
+        worker.progress.connect(self._on_import_progress)
         worker.done.connect(self._on_imported)
         worker.failed.connect(self._on_import_failed)
         for sig in (worker.done, worker.failed):
@@ -542,9 +543,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         self._worker.wafer_predicted.connect(self._on_predicted)
         self._worker.progress.connect(self._on_progress)
         self._worker.finished.connect(self._on_finished)
-        self._worker.failed.connect(
-            lambda msg: self.statusBar().showMessage(f"prediction failed: {msg}")
-        )
+        self._worker.failed.connect(self._on_predict_failed)  # a method: runs in the GUI thread
         self._worker.finished.connect(self._thread.quit)
         self._worker.failed.connect(self._thread.quit)
         self.progress.setRange(0, max(1, len(ids)))
@@ -592,6 +591,13 @@ class MainWindow(ToolsMixin, QMainWindow):
             self._apply_filter()
         if wafer_id == self._wafer_id:
             self._update_overlay()
+
+    def _on_predict_failed(self, message: str) -> None:
+        self.statusBar().showMessage(f"prediction failed: {message}")
+
+    def _on_import_progress(self, done: int, total: int) -> None:
+        self.import_dialog.setMaximum(total)
+        self.import_dialog.setValue(done)
 
     def _on_progress(self, done: int, total: int) -> None:
         if not self._stale():

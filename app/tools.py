@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QThread
+from PySide6.QtCore import Qt, QThread
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QProgressDialog, QWidget
 
@@ -16,6 +16,7 @@ from app.al_panel import ALPanel
 from app.dashboard import DashboardWindow
 from app.export_worker import ExportWorker
 from app.review_view import ReviewWindow
+from app.similar_panel import SimilarPanel
 from app.training_monitor import TrainingMonitor
 
 EXPORTS = {
@@ -28,7 +29,7 @@ EXPORTS = {
 
 
 class ToolsMixin:
-    """Menus and windows for review, dashboard, training, active learning and exports."""
+    """Menus and windows: review, dashboard, training, active learning, similar wafers, export."""
 
     store: Any
     user: Any
@@ -47,6 +48,7 @@ class ToolsMixin:
             ("&Review", "Compare annotators…", "Ctrl+Shift+R", self.open_review),
             ("&Analysis", "Dashboard…", "Ctrl+Shift+D", self.open_dashboard),
             ("&Analysis", "Active-learning queue…", "Ctrl+Shift+A", self.open_al),
+            ("&Analysis", "Similar wafers…", "Ctrl+Shift+F", self.open_similar),
             ("&Analysis", "Training monitor…", "Ctrl+Shift+T", self.open_training),
         ]
         menus: dict[str, QMenu] = {}
@@ -103,6 +105,26 @@ class ToolsMixin:
 
         return self._show("al", make)  # type: ignore[no-any-return]
 
+    def open_similar(self) -> SimilarPanel:
+        """The stored wafers most like the one shown, under the current model."""
+        win: Any = self
+
+        def make() -> SimilarPanel:
+            panel = SimilarPanel(self.store, self.user, self.predictor)
+            panel.open_wafer.connect(self.show_wafer_of_lot)
+            return panel
+
+        panel: SimilarPanel = self._show("similar", make)
+        panel.predictor = self.predictor
+        wafer_id = win.current_wafer_id()
+        if wafer_id < 0:
+            panel.status.setText("open a wafer first: the search ranks wafers against it")
+        else:
+            item = win.browser.currentItem()
+            key = item.text(0) if item is not None else str(wafer_id)
+            panel.search(wafer_id, f"{win.lot_box.currentText()} / wafer {key}")
+        return panel
+
     def show_wafer_of_lot(self, lot: str, wafer_key: str) -> bool:
         """Switch to a lot and show one of its wafers."""
         win: Any = self
@@ -137,14 +159,13 @@ class ToolsMixin:
         dialog = QProgressDialog(f"Exporting {kind.upper()}…", "Cancel", 0, 0, win)
         dialog.setWindowTitle("Export")
         dialog.setMinimumDuration(300)
-        dialog.canceled.connect(worker.stop)
-        worker.progress.connect(lambda d, t: (dialog.setMaximum(t), dialog.setValue(d)))
-        worker.done.connect(
-            lambda s: win.statusBar().showMessage(
-                f"exported {s['wafers']} wafers of {s['lot']} to {s['out']}", 8000
-            )
-        )
-        worker.failed.connect(lambda msg: win.statusBar().showMessage(msg, 8000))
+        # Direct: queued, stop would wait in the busy worker thread until the export is over.
+        dialog.canceled.connect(worker.stop, Qt.ConnectionType.DirectConnection)
+        # The window's methods, not lambdas: PySide runs a lambda in the emitting (worker)
+        # thread, and widgets must only be touched from the GUI thread.
+        worker.progress.connect(self._on_export_progress)
+        worker.done.connect(self._on_exported)
+        worker.failed.connect(self._on_export_failed)
         for sig in (worker.done, worker.failed):
             sig.connect(dialog.reset)
             sig.connect(thread.quit)
@@ -152,3 +173,18 @@ class ToolsMixin:
         self._export = (thread, worker, dialog)
         thread.start()
         return worker
+
+    def _on_export_progress(self, done: int, total: int) -> None:
+        dialog = self._export[2]
+        dialog.setMaximum(total)
+        dialog.setValue(done)
+
+    def _on_exported(self, summary: dict[str, Any]) -> None:
+        win: Any = self
+        win.statusBar().showMessage(
+            f"exported {summary['wafers']} wafers of {summary['lot']} to {summary['out']}", 8000
+        )
+
+    def _on_export_failed(self, message: str) -> None:
+        win: Any = self
+        win.statusBar().showMessage(message, 8000)

@@ -1,4 +1,4 @@
-"""Screenshots of the review, dashboard, active-learning and training windows for the manual.
+"""Screenshots of the review, dashboard, active-learning, similar-wafers and training windows.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py docs/img
     xvfb-run -a .venv/bin/python scripts/screenshots.py docs/img       # the same under X
@@ -102,6 +102,25 @@ def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignor
     return win
 
 
+def _similar(store, admin, predictor, app):  # type: ignore[no-untyped-def]
+    """The similar-wafers window, searched from the demo lot's first Edge-Ring wafer."""
+    import time
+
+    from app.similar_panel import SimilarPanel
+
+    rows = store.list_wafers(admin, lot="demo-lot", model_hash=predictor.hash)
+    target = next(r for r in rows if r["pattern"] == "Edge-Ring")
+    panel = SimilarPanel(store, admin, predictor)
+    found: list[int] = []
+    panel.searched.connect(found.append)
+    panel.search(target["id"], f"demo-lot / wafer {target['wafer']} (Edge-Ring)")
+    until = time.monotonic() + 60
+    while not found and time.monotonic() < until:
+        app.processEvents()
+        time.sleep(0.02)
+    return panel
+
+
 def main() -> None:
     """Build the store, open each window, save its screenshot."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/img")
@@ -162,6 +181,7 @@ def main() -> None:
     shot(dash, "dashboard-confusion.png", (1000, 620))
     query(store, admin, predictor, "hybrid", 8, lot="demo-lot")
     shot(ALPanel(store, admin, predictor), "al-queue.png", (760, 420))
+    shot(_similar(store, admin, predictor, app), "similar-wafers.png", (640, 600))
     mon = TrainingMonitor(store, admin, refresh_ms=60_000)
     mon.select_job(job)
     shot(mon, "training-monitor.png", (1300, 700))

@@ -61,3 +61,22 @@ def test_a_lot_already_imported_is_refused_whole(qtbot, demo_store, predictor, s
     with qtbot.waitSignal(win.import_finished, timeout=60_000) as sig:
         win.import_paths([str(tmp_path / "w.xml")])
     assert sig.args[0] == {} and "already holds" in sig.args[1][0]
+
+
+def test_cancel_in_the_progress_dialog_stops_the_import(
+    qtbot, demo_store, predictor, settings, tmp_path
+):
+    store, user = demo_store
+    for i in range(30):
+        w = generate_wafer(34, i).wafer
+        w.lot, w.wafer_id = "CANCELLED", str(i + 1)
+        formats.write([w], tmp_path / f"w{i}.xml", "g85")
+    win = MainWindow(store, user, predictor, settings)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.import_finished, timeout=60_000) as sig:
+        win.import_paths([str(tmp_path)])
+        # The user's Cancel, while the worker thread reads: it must reach the running worker
+        # (a queued call would wait until the import was over).
+        win.import_dialog.canceled.emit()
+    assert sig.args == [{}, ["import cancelled; nothing was imported"]]
+    assert "CANCELLED" not in [lot["name"] for lot in store.lots(user)]

@@ -69,9 +69,74 @@ def test_export_from_the_window_and_cancel(qtbot, demo_store, predictor, setting
         pass
     assert sig.args[0]["wafers"] == DEMO_COUNT
     assert len(list(csv.DictReader(out.open()))) == DEMO_COUNT
+    assert win._export[2].maximum() == DEMO_COUNT  # the dialog followed the progress
     worker = win.export_lot("png", str(tmp_path / "masks"))
-    worker.stop()  # cancelled before the first wafer is done
+    # The dialog's Cancel reaches the running worker (queued, it would wait until the end).
+    win._export[2].canceled.emit()
     with qtbot.waitSignal(worker.failed, timeout=60_000) as sig:
         pass
     assert "cancelled" in sig.args[0] and not (tmp_path / "masks").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".masks")]  # no staging left
+
+
+def test_similar_wafers_window_ranks_like_the_command_and_opens_a_wafer(
+    qtbot, demo_store, predictor, settings
+):
+    from app.similar_panel import SimilarPanel
+    from waferseg_core.store.al_ops import similar
+
+    store, user = demo_store
+    win = make(qtbot, demo_store, predictor, settings)
+    shown = win.browser.topLevelItem(3).text(0)
+    assert win.select_wafer(shown)
+    wafer_id = win.current_wafer_id()
+    with qtbot.waitSignal(win.open_similar().searched, timeout=60_000):
+        pass  # 20 by default
+    panel = win.open_similar()
+    assert isinstance(panel, SimilarPanel) and panel.table.rowCount() == 20
+    with qtbot.waitSignal(panel.searched, timeout=60_000) as sig:
+        panel.top.setValue(8)
+        assert win.open_similar() is panel  # one window, kept
+    assert sig.args == [8] and panel.table.rowCount() == 8
+    assert f"{DEMO_LOT} / wafer {shown}" == panel.target.text()
+    want = similar(store, user, predictor, wafer_id, 8)  # waferseg similar's ranking
+    assert [r["wafer_id"] for r in panel.rows] == [r["wafer_id"] for r in want]
+    assert wafer_id not in {r["wafer_id"] for r in panel.rows}
+    sims = [float(panel.table.item(i, 1).text()) for i in range(8)]
+    assert sims == sorted(sims, reverse=True)
+    assert not panel.table.item(0, 0).icon().isNull()  # a thumbnail of the map
+    assert not panel.target_map.pixmap().isNull()  # and of the wafer searched from
+    # A search asked for while one runs waits for it, then runs: the window shows the last one.
+    other = panel.rows[1]["wafer_id"]
+    panel.search(wafer_id, "first")
+    panel.search(other, "second")
+    qtbot.waitUntil(
+        lambda: panel.target.text() == "second" and panel.again.isEnabled(), timeout=60_000
+    )
+    want = similar(store, user, predictor, other, 8)
+    assert [r["wafer_id"] for r in panel.rows] == [r["wafer_id"] for r in want]
+    with qtbot.waitSignal(panel.open_wafer):
+        panel.table.cellDoubleClicked.emit(0, 2)
+    assert win.current_wafer_id() == panel.rows[0]["wafer_id"]  # the main window followed
+
+
+def test_similar_wafers_window_reports_an_unknown_wafer(
+    qtbot, demo_store, predictor, settings, tmp_path
+):
+    from app.main_window import MainWindow
+    from app.similar_panel import SimilarPanel
+    from waferseg_core.store.service import Store
+
+    empty = Store(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    win = MainWindow(empty, empty.login(), predictor, settings)
+    qtbot.addWidget(win)
+    assert "open a wafer first" in win.open_similar().status.text()  # nothing to rank against
+    empty.close()
+    store, user = demo_store
+    panel = SimilarPanel(store, user, predictor)
+    qtbot.addWidget(panel)
+    with qtbot.waitSignal(panel.searched, timeout=60_000) as sig:
+        panel.search(999_999, "nowhere")
+    assert sig.args == [-1] and panel.status.text().startswith("error: ")
+    assert "999999" in panel.status.text() and panel.table.rowCount() == 0
+    assert panel.target_map.pixmap().isNull()
