@@ -1,7 +1,8 @@
 """ONNX Runtime inference: per-die classes, probabilities, confidence, entropy and the pattern.
 
 No torch here. Wafers more than ``coarse.MAX_SIDE`` dies across are seen at a coarser die scale
-and every die takes its block's prediction (:mod:`waferseg_core.coarse`). Wafers are grouped
+and every die takes the scores interpolated between the cells around it
+(:mod:`waferseg_core.coarse`). Wafers are grouped
 into buckets by padded size and run in batches; results are cached by (wafer content hash,
 model hash). One ``Predictor`` may be shared by threads: ONNX
 Runtime sessions are thread-safe and the cache takes a lock. ``views`` above 1 averages the
@@ -30,7 +31,7 @@ import numpy.typing as npt
 
 from waferseg_core import views as d4
 from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
-from waferseg_core.coarse import spread, view
+from waferseg_core.coarse import interpolate, view
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.modelio import encode, padded_size
 from waferseg_core.patterns import class_die_counts, patterns_from_mask
@@ -191,7 +192,8 @@ class Predictor:
             outs = self._averaged(seen, batch_size)
         for i, out in outs.items():
             g, k = seen[i]
-            logits = spread(out.seg[:, : g.shape[0], : g.shape[1]], k, wafers[i].grid.shape)
+            seg = out.seg[:, : g.shape[0], : g.shape[1]]
+            logits = interpolate(seg, k, wafers[i].grid.shape, g > 0)
             results[i] = self._decode(wafers[i], logits, out.wafer_logits, out.emb, out.ms)
         with self._lock:
             for w, r in zip(wafers, results, strict=True):

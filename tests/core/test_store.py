@@ -38,15 +38,16 @@ def test_migrations_build_the_schema_without_drift(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert store.migration["to"] == "0003"
+    assert store.migration["to"] == "0004"
     again = Store(store.url)  # opening a current store runs nothing
-    assert again.migration["from"] == again.migration["to"] == "0003"
+    assert again.migration["from"] == again.migration["to"] == "0004"
     again.close()
 
 
-@pytest.mark.parametrize("before", ["0001", "0002"])
+@pytest.mark.parametrize("before", ["0001", "0002", "0003"])
 def test_upgrades_drop_the_outdated_cache_of_large_wafers_only(store_url, before):
-    # 0002 (coarse scale) and 0003 (the ramp) each change how large wafers are predicted.
+    # 0002 (coarse scale), 0003 (the ramp) and 0004 (interpolated scores) each change how large
+    # wafers are predicted; 0002 and 0003 also change the model's input, so its embeddings.
     from alembic import command
 
     from waferseg_core.store.db import create_engine
@@ -78,10 +79,11 @@ def test_upgrades_drop_the_outdated_cache_of_large_wafers_only(store_url, before
     old.save_embeddings(admin, "m" * 64, {i: np.ones(4, np.float32) for i in ids})
     old.close()
     new = Store(store_url)
-    assert new.migration["from"] == before and new.migration["to"] == "0003"
+    assert new.migration["from"] == before and new.migration["to"] == "0004"
     assert new.cached_prediction(admin, small.content_hash, "m" * 64) is not None
     assert new.cached_prediction(admin, large.content_hash, "m" * 64) is None
-    assert list(new.embeddings(admin, "m" * 64)) == [ids[0]]
+    kept = [ids[0]] if before < "0003" else ids  # 0004 alone keeps the large wafer's embedding
+    assert sorted(new.embeddings(admin, "m" * 64)) == sorted(kept)
     new.close()
 
 

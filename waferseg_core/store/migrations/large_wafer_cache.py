@@ -11,19 +11,23 @@ import sqlalchemy as sa
 from alembic import op
 
 
-def drop_large_wafer_cache(above: int) -> None:
-    """Delete cached predictions and embeddings of wafers more than ``above`` dies across."""
+def drop_large_wafer_cache(above: int, *, embeddings: bool = True) -> None:
+    """Delete cached predictions (and embeddings) of wafers more than ``above`` dies across.
+
+    ``embeddings`` False keeps them: a change in how the model's output reaches the dies
+    leaves what the model computes, the embedding included, as it was.
+    """
     wafers = sa.table(
         "wafers", sa.column("id"), sa.column("rows"), sa.column("cols"), sa.column("content_hash")
     )
     large = sa.or_(wafers.c.rows > above, wafers.c.cols > above)
     predictions = sa.table("predictions", sa.column("wafer_hash"))
-    embeddings = sa.table("embeddings", sa.column("wafer_id"))
+    table = sa.table("embeddings", sa.column("wafer_id"))
     op.execute(
         sa.delete(predictions).where(
             predictions.c.wafer_hash.in_(sa.select(wafers.c.content_hash).where(large))
         )
     )
-    op.execute(
-        sa.delete(embeddings).where(embeddings.c.wafer_id.in_(sa.select(wafers.c.id).where(large)))
-    )
+    if not embeddings:
+        return
+    op.execute(sa.delete(table).where(table.c.wafer_id.in_(sa.select(wafers.c.id).where(large))))
