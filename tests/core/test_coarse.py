@@ -138,6 +138,29 @@ def test_interpolate_is_bilinear_between_cell_centres_over_wafer_cells_only():
 
 @settings(max_examples=60, deadline=None)
 @given(
+    arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.integers(0, 2)),
+    st.integers(2, 5),
+    st.integers(0, 2**31 - 1),
+)
+def test_interpolated_scores_stay_within_the_wafer_cells_around_each_die(grid, k, seed):
+    # Whatever the wafer: a die of the wafer gets a convex mix of on-wafer cells' scores, so
+    # never more or less than they hold, and a class that wins in all of them wins at the die.
+    small = coarsen(grid, k)
+    on = small > 0
+    scores = np.random.default_rng(seed).normal(size=(3, *small.shape)).astype(np.float32)
+    scores[:, ~on] = 1e6  # off-wafer cells must never show through
+    out = interpolate(scores, k, grid.shape, on)
+    assert out.shape == (3, *grid.shape) and np.isfinite(out).all()
+    dies = grid > 0
+    if on.any():
+        lo, hi = scores[:, on].min(), scores[:, on].max()
+        assert (out[:, dies] >= lo - 1e-4).all() and (out[:, dies] <= hi + 1e-4).all()
+    scores[0, on] = scores[1:, on].max(0) + 1.0  # class 0 first in every wafer cell
+    assert (interpolate(scores, k, grid.shape, on).argmax(0)[dies] == 0).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
     arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40)), elements=st.integers(0, 2))
 )
 def test_coarsen_keeps_every_die_on_a_wafer_cell(grid):
