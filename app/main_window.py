@@ -251,7 +251,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.model_box.blockSignals(True)
         self.model_box.clear()
         self.model_box.addItem("shipped default", str(DEFAULT_MODEL))
-        if DEFAULT_FP32 != DEFAULT_MODEL:  # the int8 model's fp32 original, for comparison
+        if DEFAULT_FP32 != DEFAULT_MODEL and DEFAULT_FP32.is_file():  # (not in the bundle)
             self.model_box.addItem("shipped default, fp32", str(DEFAULT_FP32))
         for mv in self.store.models(self.user):
             mark = " (active)" if mv["active"] else ""

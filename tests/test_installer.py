@@ -26,3 +26,6 @@ def test_bundle_builds_and_passes_its_selftest():
     # torch stays out of the bundle: the app runs on ONNX Runtime alone.
     internal = os.path.join(REPO, "dist", "WaferSegStudio", "_internal")
     assert not os.path.exists(os.path.join(internal, "torch"))
+    # The app's model travels, its fp32 original (for training and comparison) does not.
+    models = sorted(os.listdir(os.path.join(internal, "resources", "models")))
+    assert models == ["MODEL_CARD.md", "waferseg-default.int8.onnx"]
