@@ -107,7 +107,7 @@ def fp32_nodes(model_path: Path) -> list[str]:
 
     The stem reads the one-hot input and the heads write the logits that the argmax and the
     wafer labels are taken from; quantizing any other single convolution costs far less
-    agreement (measured on the shipped model, docs/training.md).
+    agreement (measured on the shipped model: resources/models/MODEL_CARD.md).
     """
     import onnx
 

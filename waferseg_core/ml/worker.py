@@ -83,10 +83,9 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
                 metadata={"arch": tc.arch, "waferseg": "1", "job": str(job_id)},
             )
         )
-        # the int8 file exists only when it was kept (agrees with fp32); it is the faster one
-        onnx_path = out / "model.int8.onnx"
-        if not onnx_path.is_file():
-            onnx_path = out / "model.onnx"
+        # The int8 model when this run kept it (it agrees with fp32 and is the faster one).
+        kept = bool(metrics.get("quantization", {}).get("int8_kept"))
+        onnx_path = out / ("model.int8.onnx" if kept else "model.onnx")
         (out / "summary.json").write_text(json.dumps(metrics, indent=1))
         store.register_model(
             owner,
