@@ -3,10 +3,11 @@
 No torch here. Wafers more than ``coarse.MAX_SIDE`` dies across are seen at a coarser die scale
 and every die takes the scores interpolated between the cells around it
 (:mod:`waferseg_core.coarse`). Wafers are grouped into buckets by padded size and run in
-batches; results are cached by (wafer content hash, model hash). One ``Predictor`` may be shared by threads: ONNX
-Runtime sessions are thread-safe and the cache takes a lock. ``views`` above 1 averages the
-class probabilities over flipped and turned views of each wafer (:mod:`waferseg_core.views`):
-steadier outlines for that many times the time; the embedding stays the plain view's.
+batches; results are cached by (wafer content hash, model hash). One ``Predictor`` may be
+shared by threads: ONNX Runtime sessions are thread-safe and the cache takes a lock.
+``views`` above 1 averages the class probabilities over flipped and turned views of each wafer
+(:mod:`waferseg_core.views`): steadier outlines for that many times the time; the embedding
+stays the plain view's.
 
 The wafer's pattern agrees with the mask the user sees: the candidates are the classes holding
 at least ``CANDIDATE_DIES`` dies of the predicted mask, and among them the wafer-level head picks
