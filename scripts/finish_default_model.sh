@@ -21,6 +21,13 @@ runs, dest = Path(sys.argv[1]), Path(sys.argv[2])
 model, cfg = load_model(runs / "full" / "best_model.pt")
 onnx_path = dest / "waferseg-default.onnx"
 export_onnx(model, onnx_path, metadata={"arch": cfg.arch, "waferseg": "1", "source": str(runs / "full")})
+# The fold models are kept beside it (committed): the card's cross-validation can be run again
+# from them, and a later run continues each fold from its own (INIT in train_default_model.sh).
+(dest / "cv").mkdir(exist_ok=True)
+for k in (0, 1):
+    fold, fcfg = load_model(runs / f"fold{k}" / "best_model.pt")
+    export_onnx(fold, dest / "cv" / f"fold{k}.onnx",
+                metadata={"arch": fcfg.arch, "waferseg": "1", "source": str(runs / f"fold{k}")})
 val = synth_samples(256, 4343, 0.15)
 report = {"parity": parity(model, onnx_path, val)}
 (runs / "export.json").write_text(json.dumps(report, indent=1))
@@ -35,6 +42,6 @@ if [ -f "$DEST/waferseg-default.int8.onnx" ]; then
   .venv/bin/waferseg evaluate --model "$DEST/waferseg-default.int8.onnx" --coco out/synth-test/annotations.json \
     --npz "$NPZ" --void-outline 1 > "$RUNS/eval_int8.json"
 fi
-.venv/bin/python bench/cv_real.py "$RUNS" --npz "$NPZ" > "$RUNS/cv_real.json"
+.venv/bin/python bench/cv_real.py "$DEST/cv" --npz "$NPZ" > "$RUNS/cv_real.json"   # the exported folds
 .venv/bin/waferseg bench > "$RUNS/bench.json"
 cat "$RUNS/export.json" docs/model/quantize.json "$RUNS/eval.json" "$RUNS/cv_real.json" "$RUNS/bench.json"

@@ -9,7 +9,9 @@
 # fold 0, fold1 on fold 1), never the full model on wafers it trained on.
 #
 #   NPZ=../shared/data/wm811k/wm811k_dev.npz OUT=out/default bash scripts/train_default_model.sh
-# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY.
+# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY, INIT.
+# INIT=resources/models continues the shipped runs: full from INIT/waferseg-default.onnx, each
+# fold from its own INIT/cv/fold<k>.onnx (never from full: the fold would have seen its lots).
 # Afterwards, on any machine with the train extra: scripts/finish_default_model.sh exports,
 # quantizes and scores the result.
 set -euo pipefail
@@ -27,6 +29,12 @@ export NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 common=(--synth "$SYNTH" --synth-seed 1000 --mixed 0.15 --real-npz "$NPZ" --arch resnet18-w0.5
         --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --batch-size 64 --lr 2e-3 --seed 0
         --max-minutes "$MINUTES" --workers "$WORKERS" --device "$DEVICE" --no-export)
+INIT=${INIT:-}
+if [ -n "$INIT" ]; then
+  for f in "$INIT/waferseg-default.onnx" "$INIT/cv/fold0.onnx" "$INIT/cv/fold1.onnx"; do
+    [ -f "$f" ] || { echo "INIT=$INIT: expected $f (all three runs continue, or none)" >&2; exit 2; }
+  done
+fi
 mkdir -p "$OUT"
 pids=()
 for run in full fold0 fold1; do
@@ -35,6 +43,12 @@ for run in full fold0 fold1; do
     fold0) extra=(--real-folds 2 --real-holdout 0) ;;
     fold1) extra=(--real-folds 2 --real-holdout 1) ;;
   esac
+  if [ -n "$INIT" ]; then
+    case $run in
+      full) extra+=(--init "$INIT/waferseg-default.onnx") ;;
+      *) extra+=(--init "$INIT/cv/$run.onnx") ;;
+    esac
+  fi
   "$PY" -m waferseg_core.cli train --out "$OUT/$run" "${common[@]}" "${extra[@]}" \
     > "$OUT/$run.log" 2>&1 &
   pids+=($!)
