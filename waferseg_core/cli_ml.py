@@ -79,6 +79,11 @@ def add_commands(sub: Any) -> None:
         help="start from these weights (fine-tune; same --arch): a checkpoint .pt or a "
         "model .onnx such as the shipped one",
     )
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        help="steps over which the learning rate rises from 0 (default: 100 with --init, else 0)",
+    )
     p.add_argument("--no-quantize", action="store_true")
     p.add_argument("--no-export", action="store_true")
     p.set_defaults(func=cmd_train)

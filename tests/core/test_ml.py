@@ -329,3 +329,24 @@ def test_predictor_rejects_bad_model_files(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(InvalidInputError, match="expected an ONNX model"):
         Predictor(bad)
+
+
+def test_warmup_ramps_the_rate_from_zero_and_leaves_the_schedule_alone(samples, tmp_path):
+    from waferseg_core.ml.train import WARMUP_WITH_INIT, config_from_options
+
+    assert config_from_options({}).warmup_steps == 0
+    assert config_from_options({"init": "m.onnx"}).warmup_steps == WARMUP_WITH_INIT
+    assert config_from_options({"init": "m.onnx", "warmup_steps": 0}).warmup_steps == 0
+    cfg = TrainConfig(arch=TINY, epochs=2, batch_size=8, device="cpu", epoch_size=32, lr=1e-2)
+    moved, rates = {}, {}
+    for warm in (0, 10**9):  # 10**9: the rate never leaves the first steps of its ramp
+        torch.manual_seed(0)
+        start = {k: v.clone() for k, v in create_model(TINY).state_dict().items()}
+        run = TrainConfig(**{**cfg.__dict__, "warmup_steps": warm, "dropout": 0.0})
+        rows = list(train(run, samples[:40], samples[40:], tmp_path / str(warm)))
+        rates[warm] = [r["lr"] for r in rows if "loss" in r]
+        end = torch.load(tmp_path / str(warm) / "best_model.pt", weights_only=True)["model"]
+        convs = [k for k in start if k.endswith(".weight") and start[k].dim() == 4]
+        moved[warm] = max(float((end[k] - start[k]).abs().max()) for k in convs)
+    assert moved[0] > 1e-3 and moved[10**9] < 1e-6  # AdamW moves a weight by about the rate
+    assert rates[0] == rates[10**9] and len(rates[0]) == 2  # the cosine schedule is untouched

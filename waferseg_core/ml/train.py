@@ -27,6 +27,8 @@ from waferseg_core.ml.losses import class_weights, combined_loss, mil_loss, wafe
 from waferseg_core.ml.model import NUM_CLASSES, create_model
 from waferseg_core.modelio import IGNORE, encode, padded_size
 
+WARMUP_WITH_INIT = 100  # default warm-up steps of a run that starts from --init weights
+
 
 @dataclass
 class TrainConfig:
@@ -66,6 +68,10 @@ class TrainConfig:
     # locked some runs into a worse model than supervised alone.
     fixmatch_start: int = -1
     init: str = ""  # a checkpoint whose weights start the run (fine-tuning), same arch
+    # Optimizer steps over which the learning rate rises linearly from 0 to its schedule's value
+    # (a fresh run only, not a resumed one). AdamW's first steps move every weight by about the
+    # rate whatever its gradient, which undoes a trained model before its moments settle.
+    warmup_steps: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,7 +93,16 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         threshold=float(opts.get("threshold", d.threshold)),
         fixmatch_start=int(opts.get("fixmatch_start", d.fixmatch_start)),
         init=str(opts.get("init") or ""),
+        warmup_steps=_warmup(opts),
     )
+
+
+def _warmup(opts: Mapping[str, Any]) -> int:
+    """Warm-up steps asked for, else ``WARMUP_WITH_INIT`` for a run from --init weights, else 0."""
+    asked = opts.get("warmup_steps")
+    if asked is not None:
+        return int(asked)
+    return WARMUP_WITH_INIT if opts.get("init") else 0
 
 
 def pick_device(name: str) -> torch.device:
@@ -325,6 +340,8 @@ def train(
         first = list(range(min(32, len(train_set))))
         cal = _arrays(train_set, first, None)[0] if first else None
         model.load_state_dict(initial_weights(cfg.init, cfg.arch, device, cal))
+    warmup = cfg.warmup_steps if start == 0 else 0  # a resumed run has its moments already
+    step = 0
     rng = np.random.default_rng(cfg.seed + start)
     fm_start = cfg.fixmatch_start if cfg.fixmatch_start >= 0 else cfg.epochs // 3
     began = time.perf_counter()
@@ -359,6 +376,7 @@ def train(
             persistent_workers=False,
             pin_memory=device.type == "cuda",
         )
+        scheduled = [group["lr"] for group in opt.param_groups]  # this epoch's, untimed
         for x, y, labels in loader:
             if cancelled():
                 return
@@ -366,8 +384,12 @@ def train(
                 now = spent()
                 if n and now >= cfg.max_seconds:
                     break  # the budget is spent: evaluate and keep what this epoch learned
-                for group in opt.param_groups:
-                    group["lr"] = budget_lr(cfg.lr, now, cfg.max_seconds)
+                scheduled = [budget_lr(cfg.lr, now, cfg.max_seconds)] * len(scheduled)
+            if timed or step <= warmup:
+                ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+                for group, lr in zip(opt.param_groups, scheduled, strict=True):
+                    group["lr"] = lr * ramp
+            step += 1
             x, y, labels = (t.to(device, non_blocking=True) for t in (x, y, labels))
             with torch.autocast(
                 device.type,
@@ -400,6 +422,9 @@ def train(
             scaler.update()
             total += float(loss.detach()) * len(x)
             n += len(x)
+        if not timed:  # the schedulers step from the epoch's own rate, not a warm-up fraction
+            for group, lr in zip(opt.param_groups, scheduled, strict=True):
+                group["lr"] = lr
         report = evaluate_samples(model, val_set, device) if val_set else {}
         score = _score(report) if val_set else -total / max(n, 1)
         if cfg.schedule != "cosine":
