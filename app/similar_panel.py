@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QObject, QSize, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QCloseEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -127,6 +127,15 @@ class SimilarPanel(QWidget):
         thread.finished.connect(thread.deleteLater)
         self._running = (thread, worker)
         thread.start()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Let a running search end first: its thread must not outlive the window."""
+        self._pending = None
+        if self._running is not None:
+            thread = self._running[0]
+            thread.quit()  # from here: the done signal's own quit would queue behind this wait
+            thread.wait()
+        super().closeEvent(event)
 
     def _show(self, rows: list[dict[str, Any]], target: Any) -> None:
         self.rows = rows
