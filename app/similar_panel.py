@@ -13,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QSize, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -40,18 +41,31 @@ class SimilarWorker(QObject):
     failed = Signal(str)
 
     def __init__(
-        self, store: Store, user: UserRef, predictor: Predictor, wafer_id: int, top: int
+        self,
+        store: Store,
+        user: UserRef,
+        predictor: Predictor,
+        wafer_id: int,
+        top: int,
+        other_lots: bool,
     ) -> None:
         super().__init__()
         self.store, self.user, self.predictor = store, user, predictor
-        self.wafer_id, self.top = wafer_id, top
+        self.wafer_id, self.top, self.other_lots = wafer_id, top, other_lots
 
     @Slot()
     def run(self) -> None:
         """Rank the store's wafers against the wafer; report the rows or the error."""
         try:
             target = self.store.wafer(self.user, self.wafer_id).grid
-            rows = similar(self.store, self.user, self.predictor, self.wafer_id, self.top)
+            rows = similar(
+                self.store,
+                self.user,
+                self.predictor,
+                self.wafer_id,
+                self.top,
+                other_lots=self.other_lots,
+            )
             for r in rows:
                 r["grid"] = self.store.wafer(self.user, r["wafer_id"]).grid
         except WaferSegError as exc:
@@ -78,6 +92,8 @@ class SimilarPanel(QWidget):
         self.top = QSpinBox()
         self.top.setRange(1, 500)
         self.top.setValue(20)
+        self.other_lots = QCheckBox("other lots only")
+        self.other_lots.setToolTip("leave the wafer's own lot out of the ranking")
         self.again = QPushButton("Search")
         self.again.clicked.connect(lambda: self.search(self.wafer_id, self.target.text()))
         self.again.setEnabled(False)
@@ -92,6 +108,7 @@ class SimilarPanel(QWidget):
             self.target,
             QLabel("show"),
             self.top,
+            self.other_lots,
             self.again,
         ):
             top.addWidget(w)
@@ -116,7 +133,14 @@ class SimilarPanel(QWidget):
         self.again.setEnabled(False)
         self.status.setText(f"searching with {self.predictor.path.name}…")
         thread = QThread(self)
-        worker = SimilarWorker(self.store, self.user, self.predictor, wafer_id, self.top.value())
+        worker = SimilarWorker(
+            self.store,
+            self.user,
+            self.predictor,
+            wafer_id,
+            self.top.value(),
+            self.other_lots.isChecked(),
+        )
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.done.connect(self._show)

@@ -90,6 +90,7 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("similar", help="most similar stored wafers by model embedding")
     p.add_argument("wafer_id", type=int, metavar="WAFER_ID")
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--other-lots", action="store_true", help="leave the wafer's own lot out")
     p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
     p.set_defaults(func=cmd_similar)
 
@@ -249,7 +250,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     user = login(store, args)
-    for row in similar(store, user, _predictor(store, user, args.model), args.wafer_id, args.top):
+    pred = _predictor(store, user, args.model)
+    for row in similar(store, user, pred, args.wafer_id, args.top, other_lots=args.other_lots):
         _emit(row)
     return 0
 

@@ -118,6 +118,10 @@ def test_similar_wafers_window_ranks_like_the_command_and_opens_a_wafer(
     with qtbot.waitSignal(panel.open_wafer):
         panel.table.cellDoubleClicked.emit(0, 2)
     assert win.current_wafer_id() == panel.rows[0]["wafer_id"]  # the main window followed
+    with qtbot.waitSignal(panel.searched, timeout=60_000) as sig:
+        panel.other_lots.setChecked(True)  # the demo store holds one lot: nothing outside it
+        panel.search(wafer_id, "other lots")
+    assert sig.args == [0] and panel.table.rowCount() == 0
     panel.search(wafer_id, "closed while searching")
     panel.close()  # waits for the search's thread: none may outlive the window
     assert panel._running is None or panel._running[0].isFinished()

@@ -152,6 +152,10 @@ def test_similar_finds_the_twin_first(pool, predictor):
     assert rows[0]["wafer_id"] == twin and rows[0]["similarity"] == pytest.approx(1.0, abs=1e-4)
     assert [r["rank"] for r in rows] == [1, 2, 3] and rows[0]["similarity"] >= rows[1]["similarity"]
     assert len(store.embeddings(user, predictor.hash)) == 13  # every wafer's, kept
+    # Other lots only: the twin (lot Q) is all there is outside lot P.
+    (only,) = similar(store, user, predictor, ids[5], top=3, other_lots=True)
+    assert only["wafer_id"] == twin and only["lot"] == "Q"
+    assert {r["lot"] for r in similar(store, user, predictor, twin, 5, other_lots=True)} == {"P"}
     with pytest.raises(InvalidInputError, match="no wafer with id"):
         similar(store, user, predictor, 9999)
 
@@ -171,6 +175,8 @@ def test_cli_al_and_similar(tmp_path, capsys):
     assert [x["wafer_id"] for x in listed] == [x["wafer_id"] for x in lines]
     assert main([*base, "similar", str(ids[0]), "--top", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main([*base, "similar", str(ids[0]), "--other-lots"]) == 0
+    assert capsys.readouterr().out == ""  # one lot in the store: nothing outside it
     assert main([*base, "al", "query", "--all", "--strategy", "bald", "--budget", "2"]) == 2
     assert "bald needs --checkpoint" in capsys.readouterr().err
     assert main([*base, "similar", str(ids[0]), "--top", "0"]) == 2

@@ -39,9 +39,18 @@ def ensure_embeddings(
 
 
 def similar(
-    store: Store, actor: UserRef, predictor: Predictor, wafer_id: int, top: int = 10
+    store: Store,
+    actor: UserRef,
+    predictor: Predictor,
+    wafer_id: int,
+    top: int = 10,
+    *,
+    other_lots: bool = False,
 ) -> list[dict[str, Any]]:
     """The ``top`` stored wafers most similar to one (cosine of embeddings), best first.
+
+    ``other_lots`` leaves the wafer's own lot out: its lot-mates often share a signature, and
+    an engineer looking for where else it happened wants the other lots.
 
     Raises:
         InvalidInputError: Unknown wafer or ``top`` below 1.
@@ -51,7 +60,8 @@ def similar(
     store.wafer(actor, wafer_id)  # raises for an unknown id
     rows = {r["id"]: r for r in store.list_wafers(actor, model_hash=predictor.hash)}
     emb = ensure_embeddings(store, actor, predictor, list(rows))
-    ids = [i for i in rows if i != wafer_id]
+    own = rows[wafer_id]["lot"] if other_lots else None
+    ids = [i for i in rows if i != wafer_id and (own is None or rows[i]["lot"] != own)]
     if not ids:
         return []
     mat = np.stack([emb[i] for i in ids]).astype(np.float64)
