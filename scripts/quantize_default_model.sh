@@ -12,11 +12,10 @@ export NO_ALBUMENTATIONS_UPDATE=1
 import json, sys
 from pathlib import Path
 from waferseg_core.formats.wm811k import read_npz
-from waferseg_core.inference import Predictor
+from waferseg_core.inference import DEFAULT_FP32, Predictor, model_files
 from waferseg_core.ml.data import synth_samples
 from waferseg_core.ml.export import fp32_nodes, quantize_static
-fp32 = Path("resources/models/waferseg-default.onnx")
-int8 = fp32.with_name("waferseg-default.int8.onnx")
+fp32, int8 = DEFAULT_FP32, model_files(DEFAULT_FP32)["int8"]
 calib = synth_samples(256, 4242, 0.15)  # the calibration wafers of scripts/finish_default_model.sh
 val = synth_samples(1000, 4343, 0.15)
 report = {"command": "bash scripts/quantize_default_model.sh", "fp32_nodes": fp32_nodes(fp32),

@@ -369,7 +369,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     the model given (default: the shipped one, int8); one large wafer at the coarse scale
     against the full scale.
     """
-    from waferseg_core.inference import DEFAULT_MODEL, Predictor
+    from waferseg_core.inference import DEFAULT_MODEL, Predictor, model_files
     from waferseg_core.modelio import encode
     from waferseg_core.synth import generate_wafer
 
@@ -396,7 +396,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     report: dict[str, Any] = {"model": str(path), "threads": os.cpu_count()}
     pred = Predictor(path)
-    for kind, file in _precisions(path).items():
+    for kind, file in model_files(path).items():
+        if not file.is_file():
+            continue
         ort = pred if file == path else Predictor(file)
         report[f"ort_{kind}_p50_ms"] = round(p50(lambda o=ort: o.raw(x1)), 3)
         t = time.perf_counter()
@@ -431,15 +433,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     report.update(_large_wafer_ms(pred))
     _emit(report)
     return 0
-
-
-def _precisions(path: Path) -> dict[str, Path]:
-    """The fp32 model and its int8 version (``X.onnx`` / ``X.int8.onnx``), those that exist."""
-    if path.name.endswith(".int8.onnx"):
-        pair = {"fp32": path.with_name(path.name[: -len(".int8.onnx")] + ".onnx"), "int8": path}
-    else:
-        pair = {"fp32": path, "int8": path.with_name(path.stem + ".int8.onnx")}
-    return {kind: file for kind, file in pair.items() if file.is_file()}
 
 
 def _large_wafer_ms(pred: Any) -> dict[str, Any]:

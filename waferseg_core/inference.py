@@ -38,15 +38,22 @@ from waferseg_core.patterns import class_die_counts, patterns_from_mask
 from waferseg_core.wafer import WaferMap
 
 CANDIDATE_DIES = 2
+INT8 = ".int8.onnx"  # a model's static int8 version sits beside it: X.onnx -> X.int8.onnx
+
+
+def model_files(path: Path) -> dict[str, Path]:
+    """A model's fp32 file and its int8 version, named by the one given (existing or not)."""
+    if path.name.endswith(INT8):
+        return {"fp32": path.with_name(path.name[: -len(INT8)] + ".onnx"), "int8": path}
+    return {"fp32": path, "int8": path.with_name(path.stem + INT8)}
+
+
 MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
 DEFAULT_FP32 = MODELS / "waferseg-default.onnx"  # the trained model: scores, --init
 # What the app and the commands run: its static int8 version, shipped because its per-die
 # argmax agrees with fp32 on >= 99.9% of validation dies (resources/models/MODEL_CARD.md).
-DEFAULT_MODEL = (
-    MODELS / "waferseg-default.int8.onnx"
-    if (MODELS / "waferseg-default.int8.onnx").is_file()
-    else DEFAULT_FP32
-)
+_SHIPPED_INT8 = model_files(DEFAULT_FP32)["int8"]
+DEFAULT_MODEL = _SHIPPED_INT8 if _SHIPPED_INT8.is_file() else DEFAULT_FP32
 
 
 @dataclass

@@ -429,7 +429,8 @@ def first_sized(
     """
     for i in range(limit):
         sw = generate_wafer(seed, i)
-        if over < max(sw.wafer.shape) <= (up_to if up_to is not None else max(sw.wafer.shape)):
+        side = max(sw.wafer.shape)
+        if side > over and (up_to is None or side <= up_to):
             return sw
     bound = f"over {over}" + (f" and at most {up_to}" if up_to is not None else "")
     raise InvalidInputError(

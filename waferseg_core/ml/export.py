@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from waferseg_core.inference import model_files
 from waferseg_core.ml.data import Sample, bucket_of
 from waferseg_core.modelio import IN_CHANNELS, encode
 
@@ -188,6 +189,9 @@ def export_run(
     report: dict[str, Any] = {"parity": parity(model, onnx_path, val_set or train_set)}
     if quantize:
         report["quantization"] = quantize_static(
-            onnx_path, out / "model.int8.onnx", train_set[:256], val_set or train_set[:256]
+            onnx_path,
+            model_files(onnx_path)["int8"],
+            train_set[:256],
+            val_set or train_set[:256],
         )
     return report

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from waferseg_core.errors import InvalidInputError
+from waferseg_core.inference import model_files
 from waferseg_core.ml.model import create_model
 
 
@@ -41,7 +42,7 @@ def _read(path: Path) -> tuple[str, dict[str, npt.NDArray[Any]]]:
         )
     if any(n.op_type == "DequantizeLinear" for n in model.graph.node):
         # int8 weights cannot be trained on; the fp32 model they were made from can
-        fp32 = path.with_name(path.name.replace(".int8.onnx", ".onnx"))
+        fp32 = model_files(path)["fp32"]
         raise InvalidInputError(
             f"expected an fp32 ONNX model, found an int8-quantized one at {path} "
             f"(start from the fp32 model it was made from, e.g. {fp32})"

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from waferseg_core.inference import file_hash
+from waferseg_core.inference import file_hash, model_files
 from waferseg_core.ml import data as D  # noqa: N812
 from waferseg_core.ml.export import export_run
 from waferseg_core.ml.train import config_from_options, nan_to_none, score_best, train
@@ -85,7 +85,7 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         )
         # The int8 model when this run kept it (it agrees with fp32 and is the faster one).
         kept = bool(metrics.get("quantization", {}).get("int8_kept"))
-        onnx_path = out / ("model.int8.onnx" if kept else "model.onnx")
+        onnx_path = model_files(out / "model.onnx")["int8" if kept else "fp32"]
         (out / "summary.json").write_text(json.dumps(metrics, indent=1))
         store.register_model(
             owner,

@@ -22,7 +22,7 @@ def drop_large_wafer_cache(above: int, *, embeddings: bool = True) -> None:
     )
     large = sa.or_(wafers.c.rows > above, wafers.c.cols > above)
     predictions = sa.table("predictions", sa.column("wafer_hash"))
-    table = sa.table("embeddings", sa.column("wafer_id"))
+    embedding_rows = sa.table("embeddings", sa.column("wafer_id"))
     op.execute(
         sa.delete(predictions).where(
             predictions.c.wafer_hash.in_(sa.select(wafers.c.content_hash).where(large))
@@ -30,4 +30,5 @@ def drop_large_wafer_cache(above: int, *, embeddings: bool = True) -> None:
     )
     if not embeddings:
         return
-    op.execute(sa.delete(table).where(table.c.wafer_id.in_(sa.select(wafers.c.id).where(large))))
+    on_large = embedding_rows.c.wafer_id.in_(sa.select(wafers.c.id).where(large))
+    op.execute(sa.delete(embedding_rows).where(on_large))
