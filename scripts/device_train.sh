@@ -20,8 +20,9 @@ export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"; } \
   > "$RUNS/env.txt" 2>&1
+# A run cut short by AL_LIMIT still leaves al/al_simulation.partial.json (each finished strategy).
 timeout "$AL_LIMIT" python3 bench/al_simulation.py --device cuda --threads 2 --out "$RUNS/al" \
-  > "$RUNS/al.json" 2> "$RUNS/al.log" &
+  --batch-size 32 > "$RUNS/al.json" 2> "$RUNS/al.log" &
 al=$!
 NPZ=.gpu/wm811k_dev.npz OUT="$RUNS" DEVICE=cuda MINUTES="$MINUTES" WORKERS=5 PY=python3 \
   timeout "$LIMIT" bash scripts/train_default_model.sh

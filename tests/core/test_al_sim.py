@@ -1,5 +1,10 @@
 """The active-learning simulation's loop on a micro pool (the figures come from bench runs)."""
 
+import copy
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,8 +76,16 @@ def test_micro_simulation_runs_every_round(tmp_path):
         mc_passes=2,
         fixmatch_labels=0.25,
     )
-    logs = []
-    res = simulate(cfg, tmp_path, logs.append)
+    logs, seen = [], []
+    res = simulate(cfg, tmp_path, logs.append, progress=lambda r: seen.append(copy.deepcopy(r)))
+    # What a run cut short keeps: the full-pool score first, then one more strategy each time.
+    assert [list(r["strategies"]) for r in seen] == [
+        [],
+        ["random"],
+        ["random", "bald"],
+        ["random", "bald", "hybrid"],
+    ]
+    assert seen[0]["full_miou"] == res["full_miou"] and seen[-1]["strategies"] == res["strategies"]
     assert res["pool"] == 12 and 0.0 <= res["full_miou"] <= 1.0 and "pretrained_only" not in res
     for name in cfg.strategies:
         curve = res["strategies"][name]["curve"]
@@ -108,3 +121,62 @@ def test_real_wafer_simulation_reveals_labels_and_scores_macro_f1(tmp_path, wm81
     assert 0.0 <= res["pretrained_only"] <= 1.0  # the starting model, before any pool label
     assert [c[0] for c in res["strategies"]["margin"]["curve"]] == [0.25, 0.5]
     assert {"supervised_macro_f1", "fixmatch_macro_f1"} <= set(res["fixmatch"])
+
+
+def test_command_runs_the_sizes_it_is_given_and_records_them(tmp_path):
+    args = "--pool 10 --test 4 --epochs 1 --steps 1 --batch-size 3 --max-dies 40 --mc 1"
+    args += " --ladder 0.2,0.4 --strategies random,margin --seed 5"
+    cmd = _command(tmp_path, *args.split())
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(json.loads(proc.stdout)["strategies"]) == {"random", "margin"}
+    saved = json.loads((tmp_path / "al_simulation.json").read_text())
+    config = saved["config"]
+    assert (config["batch_size"], config["max_dies_across"], config["epochs"]) == (3, 40, 1)
+    assert (config["pool"], config["seed"], saved["seed"]) == (10, 5, 5)
+    assert (
+        saved["command"].startswith("bench/al_simulation.py ")
+        and "--batch-size 3" in saved["command"]
+    )
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
+    assert not (tmp_path / "al_simulation.partial.json").exists()  # replaced by the result
+
+
+def _command(out, *extra):
+    sim = Path(__file__).parents[2] / "bench" / "al_simulation.py"
+    return [sys.executable, str(sim), "--threads", "1", "--out", str(out), *extra]
+
+
+def test_a_run_cut_short_leaves_what_it_measured(tmp_path):
+    # Many strategies, so the run is killed long before it ends.
+    args = "--pool 10 --test 4 --epochs 1 --steps 1 --batch-size 3 --mc 1 --ladder 0.2,0.4"
+    proc = subprocess.Popen(
+        _command(tmp_path, *args.split(), "--strategies", ",".join(["random"] + ["margin"] * 500)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    partial = tmp_path / "al_simulation.partial.json"
+    try:
+        for _ in range(1200):
+            if partial.exists() and "random" in json.loads(partial.read_text())["strategies"]:
+                break
+            time.sleep(0.25)
+    finally:
+        proc.kill()
+        proc.wait()
+    kept = json.loads(partial.read_text())
+    assert kept["partial"] is True and 0.0 <= kept["full_miou"] <= 1.0
+    assert [p[0] for p in kept["strategies"]["random"]["curve"]] == [0.2, 0.4]
+    assert kept["config"]["pool"] == 10 and not (tmp_path / "al_simulation.json").exists()
+
+
+def test_an_unknown_strategy_is_refused_before_any_training(tmp_path):
+    proc = subprocess.run(
+        _command(tmp_path, "--strategies", "random,entropyy"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2 and not any(tmp_path.iterdir())
+    assert "expected names from entropy, margin" in proc.stderr and "'entropyy'" in proc.stderr

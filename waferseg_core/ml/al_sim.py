@@ -217,9 +217,17 @@ def _score(
 
 
 def simulate(
-    cfg: SimConfig, work: Path, log: Log = lambda _: None, data: SimData | None = None
+    cfg: SimConfig,
+    work: Path,
+    log: Log = lambda _: None,
+    data: SimData | None = None,
+    progress: Callable[[dict[str, Any]], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Run the simulation (synthetic unless ``data``); returns the JSON-ready result."""
+    """Run the simulation (synthetic unless ``data``); returns the JSON-ready result.
+
+    ``progress`` gets the result so far after the full-pool model and after each strategy, so
+    a run cut short (a time limit on a lent GPU) still leaves what it measured.
+    """
     device = torch.device(cfg.device)
     t0 = time.perf_counter()
     data = data or synthetic_data(cfg)
@@ -235,12 +243,20 @@ def simulate(
         log(f"the starting model, no label of this pool: {short} {alone:.4f}")
     full = fit(pool, "full")
     log(f"full pool ({n_pool} wafers): {short} {full:.4f}")
+    result: dict[str, Any] = {
+        "pool": n_pool,
+        "test": len(test),
+        "metric": metric,
+        f"full_{short}": round(full, 4),
+        **({"pretrained_only": round(alone, 4)} if alone is not None else {}),
+        "strategies": {},
+    }
+    progress(result)
     n0 = max(2, round(cfg.ladder[0] * n_pool))
     start = np.random.default_rng(cfg.seed).permutation(n_pool)[:n0].tolist()
     # Every strategy starts from the same random labelled set, so its model is trained once.
     first = _fit(cfg, base + [pool[i] for i in start], work / "start")
     first_score = _score(first, test, device, metric)
-    curves: dict[str, list[list[float]]] = {}
     for strategy in cfg.strategies:
         chosen = list(start)
         curve = []
@@ -269,17 +285,11 @@ def simulate(
                 seed=cfg.seed + k,
             )
             chosen += [rest[p.index] for p in picks]
-        curves[strategy] = curve
-    result: dict[str, Any] = {
-        "pool": n_pool,
-        "test": len(test),
-        "metric": metric,
-        f"full_{short}": round(full, 4),
-        **({"pretrained_only": round(alone, 4)} if alone is not None else {}),
-        "strategies": {
-            s: {"labels_to_95pct": _reach(c, 0.95 * full), "curve": c} for s, c in curves.items()
-        },
-    }
+        result["strategies"][strategy] = {
+            "labels_to_95pct": _reach(curve, 0.95 * full),
+            "curve": curve,
+        }
+        progress(result)
     n_fix = max(2, round(cfg.fixmatch_labels * n_pool))
     few = [pool[i] for i in start[:n_fix]]
     seeds = set(start[:n_fix])
