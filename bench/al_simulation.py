@@ -107,6 +107,11 @@ def main() -> None:
     ap.add_argument(  # the likeliest first: a run cut short keeps the strategies it finished
         "--strategies", default="random,hybrid,margin,coreset,entropy,variation,bald"
     )
+    ap.add_argument(
+        "--semi",
+        action="store_true",
+        help="every round also learns from the pool's unlabelled rest (FixMatch)",
+    )
     ap.add_argument("--mc", type=int, default=5, help="MC-dropout passes for bald")
     ap.add_argument("--arch", default="resnet18-w0.25")
     ap.add_argument("--device", default="cpu")
@@ -169,6 +174,7 @@ def main() -> None:
         steps_per_epoch=args.steps,
         batch_size=args.batch_size,
         max_dies_across=args.max_dies,
+        semi=args.semi,
         mc_passes=args.mc,
         device=args.device,
         lr=args.lr,

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,23 @@ def test_an_unknown_strategy_is_refused_before_any_training(tmp_path):
     )
     assert proc.returncode == 2 and not any(tmp_path.iterdir())
     assert "expected names from entropy, margin" in proc.stderr and "'entropyy'" in proc.stderr
+
+
+def test_semi_supervised_rounds_learn_from_the_unlabelled_rest(tmp_path):
+    cfg = SimConfig(
+        pool=12,
+        test=4,
+        ladder=(0.25, 0.5),
+        strategies=("margin",),
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=4,
+    )
+    runs = {}
+    for semi in (False, True):
+        res = simulate(replace(cfg, semi=semi), tmp_path / str(semi))
+        logged = (tmp_path / str(semi) / "margin-1" / "metrics.jsonl").read_text()
+        runs[semi] = (res, "unlabeled_loss" in logged)
+    assert runs[False][1] is False and runs[True][1] is True  # the round's FixMatch loss
+    assert runs[True][0]["semi_supervised"] is True and "semi_supervised" not in runs[False][0]
+    assert "fixmatch" in runs[False][0] and "fixmatch" not in runs[True][0]  # rounds cover it

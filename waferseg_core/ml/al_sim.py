@@ -2,9 +2,10 @@
 
 A pool and a fixed test set; every strategy starts from the same random seed set, then rounds
 of query -> "annotate" -> retrain from scratch (same seed, same schedule), scoring the test set
-each round. ``labels_to_95pct`` is the smallest labelled share of the pool whose model reaches
-95% of the full-pool model's score (None: never within the ladder). FixMatch: the smallest share
-with and without the unlabelled rest.
+each round; with ``semi`` every round also learns from the pool's unlabelled rest (FixMatch).
+``labels_to_95pct`` is the smallest labelled share of the pool whose model reaches 95% of the
+full-pool model's score (None: never within the ladder). FixMatch: the smallest share with and
+without the unlabelled rest.
 
 Two data settings: synthetic wafers whose true masks are revealed (scored by test mIoU), and
 real WM-811K wafers whose wafer-level labels are revealed (``real_data``: lot-disjoint pool and
@@ -59,6 +60,7 @@ class SimConfig:
     init: str = ""  # every round fine-tunes from this checkpoint (see ``pretrain``)
     device: str = "cpu"
     max_dies_across: int = 62  # small wafers only: a 64-die bucket keeps the CPU runs short
+    semi: bool = False  # every round also learns from the pool's unlabelled rest (FixMatch)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,6 +117,16 @@ def _small(count: int, seed: int, limit: int) -> list[Sample]:
         small = [s for s in batch if s.scale == 1 and max(s.grid.shape) <= limit]
         out += small[: count - len(out)]
     return out
+
+
+def _unlabelled(pool: Sequence[Sample], labelled: Sequence[int]) -> list[Sample]:
+    """The pool's wafers outside ``labelled``, as FixMatch sees them: die states only."""
+    known = set(labelled)
+    return [
+        Sample(s.grid, None, np.zeros_like(s.labels), s.lot)
+        for i, s in enumerate(pool)
+        if i not in known
+    ]
 
 
 def _fit(
@@ -250,12 +262,17 @@ def simulate(
         f"full_{short}": round(full, 4),
         **({"pretrained_only": round(alone, 4)} if alone is not None else {}),
         "strategies": {},
+        **({"semi_supervised": True} if cfg.semi else {}),
     }
     progress(result)
     n0 = max(2, round(cfg.ladder[0] * n_pool))
     start = np.random.default_rng(cfg.seed).permutation(n_pool)[:n0].tolist()
+
+    def rest_of(chosen: list[int]) -> list[Sample]:
+        return _unlabelled(pool, chosen) if cfg.semi else []
+
     # Every strategy starts from the same random labelled set, so its model is trained once.
-    first = _fit(cfg, base + [pool[i] for i in start], work / "start")
+    first = _fit(cfg, base + [pool[i] for i in start], work / "start", rest_of(start))
     first_score = _score(first, test, device, metric)
     for strategy in cfg.strategies:
         chosen = list(start)
@@ -264,7 +281,8 @@ def simulate(
             if k == 0:
                 model, score = first, first_score
             else:
-                model = _fit(cfg, base + [pool[i] for i in chosen], work / f"{strategy}-{k}")
+                labelled = base + [pool[i] for i in chosen]
+                model = _fit(cfg, labelled, work / f"{strategy}-{k}", rest_of(chosen))
                 score = _score(model, test, device, metric)
             curve.append([round(len(chosen) / n_pool, 4), round(score, 4)])
             log(f"{strategy}: {len(chosen)} labels -> {short} {score:.4f}")
@@ -290,14 +308,12 @@ def simulate(
             "curve": curve,
         }
         progress(result)
+    if cfg.semi:  # every round above already had the unlabelled rest
+        result["seconds"] = round(time.perf_counter() - t0, 1)
+        return result
     n_fix = max(2, round(cfg.fixmatch_labels * n_pool))
     few = [pool[i] for i in start[:n_fix]]
-    seeds = set(start[:n_fix])
-    unlabelled = [
-        Sample(s.grid, None, np.zeros_like(s.labels), s.lot)
-        for i, s in enumerate(pool)
-        if i not in seeds
-    ]
+    unlabelled = _unlabelled(pool, start[:n_fix])
     sup = fit(few, "fix-sup")
     fix = fit(few, "fix-fm", unlabeled=unlabelled)
     log(f"fixmatch at {n_fix} labels: supervised {sup:.4f}, fixmatch {fix:.4f}")
