@@ -37,6 +37,11 @@ def _short(result: dict) -> str:
     return metric_key(result.get("metric", "mean_iou"))
 
 
+def _stem(result: dict) -> str:
+    """The result file's name without ``.json``: by the data the run scored."""
+    return "al_simulation" if _short(result) == "miou" else "al_real"
+
+
 def plot(result: dict, path: Path) -> None:
     """Learning curves (mIoU vs labelled share) as a PNG, drawn with pyqtgraph offscreen."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -193,13 +198,14 @@ def main() -> None:
         "seed": args.seed,
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("extra", "init")},
     }
-    partial = Path(args.out) / ("al_real" if data else "al_simulation") if args.out else None
+
+    def partial(result: dict) -> Path | None:
+        return Path(args.out) / f"{_stem(result)}.partial.json" if args.out else None
 
     def keep(result: dict) -> None:  # what a run cut short (a time limit) leaves behind
-        if partial:
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({**result, **stamp, "partial": True}, indent=1) + "\n"
-            partial.with_suffix(".partial.json").write_text(text)
+        if path := partial(result):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**result, **stamp, "partial": True}, indent=1) + "\n")
 
     with tempfile.TemporaryDirectory(prefix="al-sim-") as work:
         if data and args.pretrain:
@@ -208,8 +214,8 @@ def main() -> None:
             log(f"pretrained on {len(data.base)} synthetic wafers ({epochs}x{steps} steps)")
         result = simulate(cfg, Path(work), log, data, progress=keep)
     report({**result, **stamp}, args.out)
-    if partial:
-        partial.with_suffix(".partial.json").unlink(missing_ok=True)
+    if path := partial(result):
+        path.unlink(missing_ok=True)
 
 
 def report(result: dict, out_dir: str | None, suffix: str = "") -> None:
@@ -218,11 +224,8 @@ def report(result: dict, out_dir: str | None, suffix: str = "") -> None:
     if out_dir:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        stem, png = (
-            ("al_real", "learning_curves_real")
-            if short != "miou"
-            else ("al_simulation", "learning_curves")
-        )
+        stem = _stem(result)
+        png = "learning_curves" if short == "miou" else "learning_curves_real"
         (out / f"{stem}{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
         plot(result, out / f"{png}{suffix}.png")
     brief = {

@@ -308,20 +308,17 @@ def simulate(
             "curve": curve,
         }
         progress(result)
-    if cfg.semi:  # every round above already had the unlabelled rest
-        result["seconds"] = round(time.perf_counter() - t0, 1)
-        return result
-    n_fix = max(2, round(cfg.fixmatch_labels * n_pool))
-    few = [pool[i] for i in start[:n_fix]]
-    unlabelled = _unlabelled(pool, start[:n_fix])
-    sup = fit(few, "fix-sup")
-    fix = fit(few, "fix-fm", unlabeled=unlabelled)
-    log(f"fixmatch at {n_fix} labels: supervised {sup:.4f}, fixmatch {fix:.4f}")
-    result["fixmatch"] = {
-        "labels": round(n_fix / n_pool, 4),
-        f"supervised_{short}": round(sup, 4),
-        f"fixmatch_{short}": round(fix, 4),
-    }
+    if not cfg.semi:  # with semi every round above already had the unlabelled rest
+        n_fix = max(2, round(cfg.fixmatch_labels * n_pool))
+        few = [pool[i] for i in start[:n_fix]]
+        sup = fit(few, "fix-sup")
+        fix = fit(few, "fix-fm", unlabeled=_unlabelled(pool, start[:n_fix]))
+        log(f"fixmatch at {n_fix} labels: supervised {sup:.4f}, fixmatch {fix:.4f}")
+        result["fixmatch"] = {
+            "labels": round(n_fix / n_pool, 4),
+            f"supervised_{short}": round(sup, 4),
+            f"fixmatch_{short}": round(fix, 4),
+        }
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
 
