@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from waferseg_core.ml.active import bald_scores, select, uncertainty_key
-from waferseg_core.ml.data import Sample, bucket_of, synth_samples
+from waferseg_core.ml.data import Sample, bucket_of, synth_samples, unlabelled_sample
 from waferseg_core.ml.model import enable_mc_dropout
 from waferseg_core.ml.train import TrainConfig, _batch, evaluate_samples, load_model, train
 
@@ -122,11 +122,7 @@ def _small(count: int, seed: int, limit: int) -> list[Sample]:
 def _unlabelled(pool: Sequence[Sample], labelled: Sequence[int]) -> list[Sample]:
     """The pool's wafers outside ``labelled``, as FixMatch sees them: die states only."""
     known = set(labelled)
-    return [
-        Sample(s.grid, None, np.zeros_like(s.labels), s.lot)
-        for i, s in enumerate(pool)
-        if i not in known
-    ]
+    return [unlabelled_sample(s.grid, s.lot) for i, s in enumerate(pool) if i not in known]
 
 
 def _fit(

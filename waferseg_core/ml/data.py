@@ -116,11 +116,16 @@ def store_samples(store: Any, actor: Any, lots: Sequence[str]) -> tuple[list[Sam
             if mask is None and r["status"] in ("annotated", "reviewed"):
                 mask = np.zeros(grid.shape, np.uint8)
             if mask is None:
-                unlabelled.append(Sample(grid, None, np.zeros(len(WAFER_LABELS), np.float32), lot))
+                unlabelled.append(unlabelled_sample(grid, lot))
             else:
                 labels = label_vector(patterns_from_mask(mask, grid))
                 labelled.append(Sample(grid, mask, labels, lot))
     return labelled, unlabelled
+
+
+def unlabelled_sample(grid: npt.NDArray[np.uint8], lot: str) -> Sample:
+    """A wafer as FixMatch learns from it: die states, no mask, no wafer label."""
+    return Sample(grid, None, np.zeros(len(WAFER_LABELS), np.float32), lot)
 
 
 def unlabeled_samples(paths: Sequence[str | Path]) -> list[Sample]:
@@ -133,11 +138,7 @@ def unlabeled_samples(paths: Sequence[str | Path]) -> list[Sample]:
     from waferseg_core.formats import read_many
 
     got = read_many(paths)
-    out = [
-        Sample(m.grid, None, np.zeros(len(WAFER_LABELS), np.float32), lot)
-        for lot, maps in got.lots.items()
-        for m in maps
-    ]
+    out = [unlabelled_sample(m.grid, lot) for lot, maps in got.lots.items() for m in maps]
     if not out:
         bad = f"; {len(got.errors)} unreadable, first: {got.errors[0]}" if got.errors else ""
         raise InvalidInputError(
