@@ -157,11 +157,14 @@ def main() -> None:
     if args.quick:
         for k, v in QUICK.items():
             setattr(args, k, v)
-    from waferseg_core.ml.active import STRATEGIES
+    from waferseg_core.errors import InvalidInputError
+    from waferseg_core.ml.active import check_strategy
 
-    unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
-    if unknown:  # before an hour of training finds it at the first query
-        ap.error(f"--strategies: expected names from {', '.join(STRATEGIES)}, found {unknown[0]!r}")
+    try:  # before an hour of training finds it at the first query
+        for name in args.strategies.split(","):
+            check_strategy(name)
+    except InvalidInputError as exc:
+        ap.error(f"--strategies: {exc}")
     import torch
 
     from waferseg_core.ml.al_sim import SimConfig, pretrain, real_data, simulate

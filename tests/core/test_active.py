@@ -137,6 +137,8 @@ def test_query_queues_unannotated_wafers(pool, predictor):
         query(store, user, predictor, "bald", 2, lot="P")
     with pytest.raises(InvalidInputError, match="holds no wafers"):
         query(store, user, predictor, "entropy", 2, lot="nope")
+    with pytest.raises(InvalidInputError, match="strategy must be one of entropy.*found 'greedy'"):
+        query(store, user, predictor, "greedy", 2, lot="P")
 
 
 def test_bald_query_through_the_store(pool, predictor, tmp_path):

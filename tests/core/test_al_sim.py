@@ -180,7 +180,10 @@ def test_an_unknown_strategy_is_refused_before_any_training(tmp_path):
         check=False,
     )
     assert proc.returncode == 2 and not any(tmp_path.iterdir())
-    assert "expected names from entropy, margin" in proc.stderr and "'entropyy'" in proc.stderr
+    assert (
+        "--strategies: strategy must be one of entropy, margin" in proc.stderr
+        and "'entropyy'" in proc.stderr
+    )
 
 
 def test_semi_supervised_rounds_learn_from_the_unlabelled_rest(tmp_path):

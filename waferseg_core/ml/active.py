@@ -30,6 +30,16 @@ STRATEGIES = ("entropy", "margin", "variation", "bald", "coreset", "hybrid", "ra
 UNCERTAINTIES = ("entropy", "margin", "variation", "bald")
 
 
+def check_strategy(name: str) -> None:
+    """Refuse a name outside :data:`STRATEGIES` with the one wording every caller shows.
+
+    Raises:
+        InvalidInputError: ``name`` is not a strategy.
+    """
+    if name not in STRATEGIES:
+        raise InvalidInputError(f"strategy must be one of {', '.join(STRATEGIES)}, found {name!r}")
+
+
 @dataclass(frozen=True)
 class Pick:
     """One queried wafer: its position in the pool and the score that chose it."""
@@ -121,10 +131,7 @@ def select(
     Raises:
         InvalidInputError: Unknown strategy, a budget below 1, or a missing input.
     """
-    if strategy not in STRATEGIES:
-        raise InvalidInputError(
-            f"strategy must be one of {', '.join(STRATEGIES)}, found {strategy!r}"
-        )
+    check_strategy(strategy)
     if budget < 1:
         raise InvalidInputError(f"budget must be at least 1, found {budget}")
     if not 0.0 <= diversity_weight <= 1.0:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Prediction, Predictor
-from waferseg_core.ml.active import STRATEGIES, select, uncertainty_of
+from waferseg_core.ml.active import check_strategy, select, uncertainty_of
 from waferseg_core.store.service import Store, UserRef
 
 CHUNK = 256
@@ -110,10 +110,7 @@ def query(
     Raises:
         InvalidInputError: Bad strategy or budget, no unannotated wafer, BALD without checkpoint.
     """
-    if strategy not in STRATEGIES:
-        raise InvalidInputError(
-            f"strategy must be one of {', '.join(STRATEGIES)}, found {strategy!r}"
-        )
+    check_strategy(strategy)
     if budget < 1:
         raise InvalidInputError(f"--budget must be at least 1, found {budget}")
     if strategy == "bald" and not checkpoint:
