@@ -8,17 +8,21 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.ml.al_sim import (
     SimConfig,
     SimData,
     _reach,
     combine,
+    label_mix,
     pretrain,
     real_data,
     simulate,
 )
+from waferseg_core.ml.data import labelled_samples
 
 
 def test_reach_finds_the_first_share_at_target():
@@ -41,6 +45,14 @@ def _run(full, random_curve, margin_curve, fix=(0.1, 0.2)):
         },
         "fixmatch": {"labels": 0.05, "supervised_miou": fix[0], "fixmatch_miou": fix[1]},
     }
+
+
+def test_label_mix_counts_true_patterns_most_first():
+    g = np.ones((8, 8), np.uint8)
+    samples = labelled_samples([g] * 4, ["Scratch", "none", "Donut", "Scratch"], ["A"] * 4)
+    mix = label_mix(samples)
+    assert mix == {"Scratch": 2, "Donut": 1, "none": 1}
+    assert list(mix) == ["Scratch", "Donut", "none"]  # most first, ties by name
 
 
 def test_combine_reads_the_target_from_the_mean_curve():
@@ -91,6 +103,9 @@ def test_micro_simulation_runs_every_round(tmp_path):
     for name in cfg.strategies:
         curve = res["strategies"][name]["curve"]
         assert [c[0] for c in curve] == [0.25, 0.5]  # 3 labels, then 6
+        mix = res["strategies"][name]["labelled_mix"]
+        assert [sum(m.values()) for m in mix] == [3, 6] and set(mix[1]) <= set(WAFER_LABELS)
+        assert mix[0] == res["strategies"]["random"]["labelled_mix"][0]  # the shared start
     assert res["fixmatch"]["labels"] == 0.25
     assert {"supervised_miou", "fixmatch_miou"} <= set(res["fixmatch"])
     assert any("bald: 6 labels" in m for m in logs)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.ml.active import bald_scores, select, uncertainty_key
 from waferseg_core.ml.data import Sample, bucket_of, synth_samples, unlabelled_sample
 from waferseg_core.ml.model import enable_mc_dropout
@@ -117,6 +118,18 @@ def _small(count: int, seed: int, limit: int) -> list[Sample]:
         small = [s for s in batch if s.scale == 1 and max(s.grid.shape) <= limit]
         out += small[: count - len(out)]
     return out
+
+
+def label_mix(samples: Sequence[Sample]) -> dict[str, int]:
+    """How many of ``samples`` carry each wafer pattern (their first label), most first.
+
+    Uncertainty sampling can fill whole rounds with one confusing pattern; the mix shows it.
+    """
+    counts: dict[str, int] = {}
+    for s in samples:
+        name = WAFER_LABELS[s.primary]
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def _unlabelled(pool: Sequence[Sample], labelled: Sequence[int]) -> list[Sample]:
@@ -273,6 +286,7 @@ def simulate(
     for strategy in cfg.strategies:
         chosen = list(start)
         curve = []
+        mix: list[dict[str, int]] = []  # what each rung's model learnt from, by true pattern
         for k in range(len(cfg.ladder)):
             if k == 0:
                 model, score = first, first_score
@@ -281,7 +295,12 @@ def simulate(
                 model = _fit(cfg, labelled, work / f"{strategy}-{k}", rest_of(chosen))
                 score = _score(model, test, device, metric)
             curve.append([round(len(chosen) / n_pool, 4), round(score, 4)])
-            log(f"{strategy}: {len(chosen)} labels -> {short} {score:.4f}")
+            mix.append(label_mix([pool[i] for i in chosen]))
+            top = max(mix[-1], key=lambda k: mix[-1][k])
+            log(
+                f"{strategy}: {len(chosen)} labels -> {short} {score:.4f} "
+                f"(most: {top} {mix[-1][top] / len(chosen):.0%})"
+            )
             if k + 1 == len(cfg.ladder):
                 break
             want = round(cfg.ladder[k + 1] * n_pool) - len(chosen)
@@ -302,6 +321,7 @@ def simulate(
         result["strategies"][strategy] = {
             "labels_to_95pct": _reach(curve, 0.95 * full),
             "curve": curve,
+            "labelled_mix": mix,
         }
         progress(result)
     if not cfg.semi:  # with semi every round above already had the unlabelled rest
