@@ -7,6 +7,7 @@ when the job is done.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -30,7 +31,24 @@ from waferseg_core.store.al_ops import query
 from waferseg_core.store.service import Store, UserRef
 
 ALL_LOTS = "(all lots)"
-COLUMNS = ["Rank", "Lot", "Wafer", "Strategy", "Score", "Status"]
+COLUMNS = ["Rank", "Lot", "Wafer", "Strategy", "Score", "Predicted", "Status"]
+
+
+def mix_note(rows: list[dict[str, Any]]) -> str:
+    """The queue's predicted patterns, most first, and a warning when one holds most of it.
+
+    Uncertainty strategies can fill a whole query with one confusing pattern (the simulation's
+    margin rounds were mostly Donut or Random wafers), and a model learns little from more of
+    the same; hybrid and core-set spread their picks.
+    """
+    counts = Counter(r["predicted"] for r in rows if r.get("predicted"))
+    if not counts:
+        return ""
+    note = "predicted " + ", ".join(f"{k} {n}" for k, n in counts.most_common())
+    (top, n), total = counts.most_common(1)[0], sum(counts.values())
+    if total >= 10 and n > total / 2:
+        note += f" — over half {top}: hybrid or core-set would spread the picks"
+    return note
 
 
 class ALPanel(QWidget):
@@ -95,7 +113,7 @@ class ALPanel(QWidget):
 
     def refresh(self) -> list[dict[str, Any]]:
         """Reread the queue from the store."""
-        self.rows = self.store.al_queue(self.user)
+        self.rows = self.store.al_queue(self.user, self.predictor.hash)
         self.table.setRowCount(len(self.rows))
         for i, r in enumerate(self.rows):
             values = [
@@ -104,13 +122,15 @@ class ALPanel(QWidget):
                 r["wafer"],
                 r["strategy"],
                 f"{r['score']:.4f}",
+                r["predicted"] or "",
                 r["wafer_status"],
             ]
             set_row(self.table, i, values)
         self.table.resizeColumnsToContents()
         todo = sum(r["wafer_status"] == "new" for r in self.rows)
         self.next_button.setEnabled(todo > 0)
-        self.status.setText(f"{len(self.rows)} queued, {todo} still to annotate")
+        text = f"{len(self.rows)} queued, {todo} still to annotate"
+        self.status.setText("; ".join(x for x in (text, mix_note(self.rows)) if x))
         return self.rows
 
     def run_query(self) -> int:

@@ -179,8 +179,17 @@ def main() -> None:
     shot(dash, "dashboard-lot.png", (1000, 620))
     dash.tabs.setCurrentIndex(2)
     shot(dash, "dashboard-confusion.png", (1000, 620))
-    query(store, admin, predictor, "hybrid", 8, lot="demo-lot")
-    shot(ALPanel(store, admin, predictor), "al-queue.png", (760, 420))
+    from waferseg_core.synth import generate_wafer
+
+    fresh = [generate_wafer(77, i).wafer for i in range(60)]
+    for i, w in enumerate(fresh):
+        w.wafer_id = f"Q9-{i + 1:02d}"
+    store.import_lot(admin, "LOT-Q9", fresh)
+    query(store, admin, predictor, "margin", 12)  # every lot's unannotated wafers
+    al = ALPanel(store, admin, predictor)
+    al.strategy.setCurrentText("margin")
+    al.budget.setValue(12)
+    shot(al, "al-queue.png", (860, 460))
     shot(_similar(store, admin, predictor, app), "similar-wafers.png", (640, 600))
     mon = TrainingMonitor(store, admin, refresh_ms=60_000)
     mon.select_job(job)

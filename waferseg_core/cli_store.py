@@ -85,6 +85,9 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=cmd_al_query)
     ls_ = als.add_parser("list", help="the queued wafers in order (JSON lines)")
+    ls_.add_argument(
+        "--model", help="whose cached pattern is shown (default: the active one, else shipped)"
+    )
     ls_.set_defaults(func=cmd_al_list)
 
     p = sub.add_parser("similar", help="most similar stored wafers by model embedding")
@@ -236,10 +239,18 @@ def cmd_al_query(args: argparse.Namespace) -> int:
 
 
 def cmd_al_list(args: argparse.Namespace) -> int:
-    """The active-learning queue in order."""
+    """The active-learning queue in order, each wafer with the model's cached pattern."""
+    from pathlib import Path
+
+    from waferseg_core.inference import DEFAULT_MODEL, file_hash
+    from waferseg_core.store.predict import resolve_model
+
     store = open_store(args)
     user = login(store, args)
-    for row in store.al_queue(user):
+    model = Path(resolve_model(store, user, args.model) or DEFAULT_MODEL)
+    if not model.is_file():
+        raise InvalidInputError(f"expected an ONNX model file, found no file at {model}")
+    for row in store.al_queue(user, file_hash(model)):
         _emit(row)
     return 0
 

@@ -1,8 +1,9 @@
 """The main window's tools: AL queue panel, the tool windows from the menus, exports."""
 
 import csv
+from collections import Counter
 
-from app.al_panel import ALPanel
+from app.al_panel import COLUMNS, ALPanel, mix_note
 from app.dashboard import DashboardWindow
 from app.review_view import ReviewWindow
 from app.training_monitor import TrainingMonitor
@@ -25,12 +26,24 @@ def test_al_panel_queries_and_opens_wafers_in_order(qtbot, demo_store, predictor
     assert panel.run_query() == n
     assert [r["rank"] for r in panel.rows] == list(range(1, n + 1))
     assert panel.table.rowCount() == n and f"{n} queued" in panel.status.text()
+    shown = [panel.table.item(i, COLUMNS.index("Predicted")).text() for i in range(n)]
+    assert shown == [r["predicted"] for r in panel.rows] and all(shown)
+    assert f"predicted {Counter(shown).most_common(1)[0][0]}" in panel.status.text()
     assert {r["wafer_id"] for r in panel.rows} <= {r["id"] for r in new}
     first = next(r for r in panel.rows if r["wafer_status"] == "new")
     with qtbot.waitSignal(panel.open_wafer) as sig:
         assert panel.open_next()
     assert sig.args == [first["lot"], first["wafer"]]
     assert win.browser.currentItem().text(0) == first["wafer"]  # the main window followed
+
+
+def test_mix_note_warns_when_one_pattern_fills_the_queue():
+    rows = [{"predicted": p} for p in ["Donut"] * 7 + ["Loc"] * 3 + [None]]
+    assert mix_note(rows) == (
+        "predicted Donut 7, Loc 3 — over half Donut: hybrid or core-set would spread the picks"
+    )
+    assert mix_note(rows[4:]) == "predicted Donut 3, Loc 3"  # too few to warn about
+    assert mix_note([{"predicted": None}]) == ""
 
 
 def test_bald_from_the_panel_becomes_a_worker_job(qtbot, demo_store, predictor, tmp_path):

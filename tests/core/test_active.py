@@ -121,6 +121,9 @@ def test_query_queues_unannotated_wafers(pool, predictor):
     best = sorted(zip(ids[4:], preds, strict=True), key=lambda t: -t[1].uncertainty)[:3]
     assert [r["wafer_id"] for r in rows] == [i for i, _ in best]
     assert [q["wafer_id"] for q in store.al_queue(user)] == [r["wafer_id"] for r in rows]
+    # The query cached its predictions, so the queue can show what the model sees in each wafer.
+    shown = store.al_queue(user, predictor.hash)
+    assert [q["predicted"] for q in shown] == [r["pattern"] for r in rows]
     for strategy in ("margin", "variation", "coreset", "hybrid", "random"):
         got = query(store, user, predictor, strategy, 2, lot="P")
         assert len(got) == 2 and {r["strategy"] for r in store.al_queue(user)} == {strategy}
@@ -175,6 +178,9 @@ def test_cli_al_and_similar(tmp_path, capsys):
     assert main([*base, "al", "list"]) == 0
     listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["wafer_id"] for x in listed] == [x["wafer_id"] for x in lines]
+    assert [x["predicted"] for x in listed] == [x["pattern"] for x in lines]  # shipped model's
+    assert main([*base, "al", "list", "--model", str(tmp_path / "gone.onnx")]) == 2
+    assert "expected an ONNX model file, found no file at" in capsys.readouterr().err
     assert main([*base, "similar", str(ids[0]), "--top", "2"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
     assert main([*base, "similar", str(ids[0]), "--other-lots"]) == 0

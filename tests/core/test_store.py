@@ -188,6 +188,16 @@ def test_list_filter_and_worst_first(store, admin):
     assert store.cached_prediction(admin, wafers[2].content_hash, "hash1") is None
     store.set_status(admin, ids[2], "reviewed")
     assert [r["id"] for r in store.list_wafers(admin, status="reviewed")] == [ids[2]]
+    # The AL queue shows a model's cached pattern per queued wafer (None where it has none).
+    store.queue_al(admin, "margin", [(ids[2], 0.7), (ids[0], 0.6), (ids[1], 0.5)])
+    queue = store.al_queue(admin, "hash1")
+    assert [(r["wafer_id"], r["predicted"]) for r in queue] == [
+        (ids[2], None),
+        (ids[0], "Loc"),
+        (ids[1], "none"),
+    ]
+    assert [r["predicted"] for r in store.al_queue(admin, "other")] == [None] * 3
+    assert "predicted" not in store.al_queue(admin)[0]
 
 
 def test_annotation_versions_conflicts_and_history(store, admin):

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Prediction, Predictor
 from waferseg_core.ml.active import check_strategy, select, uncertainty_of
+from waferseg_core.store.predict import cache_item
 from waferseg_core.store.service import Store, UserRef
 
 CHUNK = 256
@@ -135,6 +136,9 @@ def query(
         store.save_embeddings(
             actor, predictor.hash, {i: p.embedding for i, p in zip(pool_ids, preds, strict=True)}
         )
+        if predictor.views == 1:  # what the lot view and the queue's Predicted column read
+            items = [cache_item(w, p) for w, p in zip(wafers, preds, strict=True)]
+            store.cache_predictions(actor, predictor.hash, items)
     if strategy == "bald":
         from waferseg_core.ml.bald import bald  # torch: only here
 

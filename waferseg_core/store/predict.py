@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.errors import InvalidInputError
-from waferseg_core.inference import Predictor
+from waferseg_core.inference import Prediction, Predictor
 from waferseg_core.store.service import Store, UserRef
 from waferseg_core.wafer import WaferMap
 
@@ -36,6 +36,18 @@ class StoredPrediction:
     probability: npt.NDArray[np.float32] | None = None
     entropy: npt.NDArray[np.float32] | None = None
     cached: bool = False
+
+
+def cache_item(wafer: WaferMap, prediction: Prediction) -> dict[str, Any]:
+    """What :meth:`Store.cache_predictions` keeps of one wafer's prediction."""
+    return {
+        "wafer_hash": wafer.content_hash,
+        "mask": prediction.mask,
+        "pattern": prediction.pattern,
+        "patterns": prediction.patterns,
+        "confidence": prediction.confidence,
+        "uncertainty": prediction.uncertainty,
+    }
 
 
 def predict_stored(
@@ -94,16 +106,7 @@ def predict_stored(
                     p.probability,
                     p.entropy,
                 )
-                items.append(
-                    {
-                        "wafer_hash": maps[j].content_hash,
-                        "mask": p.mask,
-                        "pattern": p.pattern,
-                        "patterns": p.patterns,
-                        "confidence": p.confidence,
-                        "uncertainty": p.uncertainty,
-                    }
-                )
+                items.append(cache_item(maps[j], p))
             if actor.can("infer"):
                 ms = (time.perf_counter() - t) * 1000
                 store.cache_predictions(actor, predictor.hash, items, ms=ms)

@@ -895,17 +895,31 @@ class Store:
                 s.add(m.ALQueueItem(wafer_id=wid, strategy=strategy, score=float(score), rank=rank))
             return len(picks)
 
-    def al_queue(self, actor: UserRef) -> list[dict[str, Any]]:
-        """The queued wafers in rank order, with their lot, key and annotation status."""
+    def al_queue(self, actor: UserRef, model_hash: str | None = None) -> list[dict[str, Any]]:
+        """The queued wafers in rank order, with their lot, key and annotation status.
+
+        With ``model_hash`` each row also has ``predicted``: that model's cached pattern for the
+        wafer (None when it has not predicted it), so a reader sees what kind of wafers the
+        queue holds.
+        """
         _require(actor, "read")
         with self.sessions() as s:
+            pattern = m.Prediction.pattern if model_hash else sa.null()
             q = (
-                sa.select(m.ALQueueItem, m.Wafer.wafer_key, m.Wafer.status, m.Lot.name)
+                sa.select(m.ALQueueItem, m.Wafer.wafer_key, m.Wafer.status, m.Lot.name, pattern)
                 .join(m.Wafer, m.Wafer.id == m.ALQueueItem.wafer_id)
                 .join(m.Lot, m.Lot.id == m.Wafer.lot_id)
                 .where(m.ALQueueItem.status == "queued")
                 .order_by(m.ALQueueItem.rank)
             )
+            if model_hash:
+                q = q.outerjoin(
+                    m.Prediction,
+                    sa.and_(
+                        m.Prediction.wafer_hash == m.Wafer.content_hash,
+                        m.Prediction.model_hash == model_hash,
+                    ),
+                )
             return [
                 {
                     "rank": it.rank,
@@ -915,8 +929,9 @@ class Store:
                     "strategy": it.strategy,
                     "score": it.score,
                     "wafer_status": status,
+                    **({"predicted": predicted} if model_hash else {}),
                 }
-                for it, key, status, lot in s.execute(q)
+                for it, key, status, lot, predicted in s.execute(q)
             ]
 
     # ---- jobs -----------------------------------------------------------------------------------
