@@ -296,7 +296,7 @@ def simulate(
                 score = _score(model, test, device, metric)
             curve.append([round(len(chosen) / n_pool, 4), round(score, 4)])
             mix.append(label_mix([pool[i] for i in chosen]))
-            top = max(mix[-1], key=lambda k: mix[-1][k])
+            top = next(iter(mix[-1]))  # label_mix lists the most common first
             log(
                 f"{strategy}: {len(chosen)} labels -> {short} {score:.4f} "
                 f"(most: {top} {mix[-1][top] / len(chosen):.0%})"

@@ -8,6 +8,7 @@ in the store, so a search over an old lot costs a query, not a model run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,15 +131,17 @@ def query(
     pool_ids = [r["id"] for r in pool]
     wafers = [store.wafer(actor, i) for i in pool_ids]
     preds: list[Prediction] = []
+    t0 = time.perf_counter()
     for k in range(0, len(wafers), CHUNK):
         preds += predictor.predict(wafers[k : k + CHUNK])
+    ms = (time.perf_counter() - t0) * 1000  # the inference log's figure for this run
     if actor.can("infer"):
         store.save_embeddings(
             actor, predictor.hash, {i: p.embedding for i, p in zip(pool_ids, preds, strict=True)}
         )
         if predictor.views == 1:  # what the lot view and the queue's Predicted column read
             items = [cache_item(w, p) for w, p in zip(wafers, preds, strict=True)]
-            store.cache_predictions(actor, predictor.hash, items)
+            store.cache_predictions(actor, predictor.hash, items, ms=ms)
     if strategy == "bald":
         from waferseg_core.ml.bald import bald  # torch: only here
 
