@@ -39,7 +39,7 @@ def mix_note(rows: list[dict[str, Any]]) -> str:
 
     Uncertainty strategies can fill a whole query with one confusing pattern (the simulation's
     margin rounds were mostly Donut or Random wafers), and a model learns little from more of
-    the same; hybrid and core-set spread their picks.
+    the same; core-set, which picks wafers unlike those annotated, kept to the pool's mix.
     """
     counts = Counter(r["predicted"] for r in rows if r.get("predicted"))
     if not counts:
@@ -47,7 +47,7 @@ def mix_note(rows: list[dict[str, Any]]) -> str:
     note = "predicted " + ", ".join(f"{k} {n}" for k, n in counts.most_common())
     (top, n), total = counts.most_common(1)[0], sum(counts.values())
     if total >= 10 and n > total / 2:
-        note += f" — over half {top}: hybrid or core-set would spread the picks"
+        note += f" — over half {top}: core-set or random would spread the picks"
     return note
 
 

@@ -40,7 +40,7 @@ def test_al_panel_queries_and_opens_wafers_in_order(qtbot, demo_store, predictor
 def test_mix_note_warns_when_one_pattern_fills_the_queue():
     rows = [{"predicted": p} for p in ["Donut"] * 7 + ["Loc"] * 3 + [None]]
     assert mix_note(rows) == (
-        "predicted Donut 7, Loc 3 — over half Donut: hybrid or core-set would spread the picks"
+        "predicted Donut 7, Loc 3 — over half Donut: core-set or random would spread the picks"
     )
     assert mix_note(rows[4:]) == "predicted Donut 3, Loc 3"  # too few to warn about
     assert mix_note([{"predicted": None}]) == ""
