@@ -31,6 +31,7 @@ from waferseg_core.store.al_ops import query
 from waferseg_core.store.service import Store, UserRef
 
 ALL_LOTS = "(all lots)"
+DEFAULT_STRATEGY = "coreset"
 COLUMNS = ["Rank", "Lot", "Wafer", "Strategy", "Score", "Predicted", "Status"]
 
 
@@ -62,6 +63,12 @@ class ALPanel(QWidget):
         self.setWindowTitle("Active learning — WaferSeg Studio")
         self.strategy = QComboBox()
         self.strategy.addItems(STRATEGIES)
+        # The best measured: 95% of the full-pool score with 15% of the labels (docs/training.md).
+        self.strategy.setCurrentText(DEFAULT_STRATEGY)
+        self.strategy.setToolTip(
+            "coreset: wafers unlike those annotated; in the simulation it came closest to the "
+            "full-pool score with the fewest labels, while margin and hybrid piled up one pattern"
+        )
         self.budget = QSpinBox()
         self.budget.setRange(1, 100_000)
         self.budget.setValue(20)

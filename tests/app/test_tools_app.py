@@ -19,6 +19,7 @@ def test_al_panel_queries_and_opens_wafers_in_order(qtbot, demo_store, predictor
     win = make(qtbot, demo_store, predictor, settings)
     panel = win.open_al()
     assert isinstance(panel, ALPanel) and win.open_al() is panel  # one window, kept
+    assert panel.strategy.currentText() == "coreset"  # the best measured, preselected
     panel.strategy.setCurrentText("entropy")
     panel.budget.setValue(5)
     panel.lot.setCurrentText(DEMO_LOT)
