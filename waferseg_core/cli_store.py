@@ -240,16 +240,12 @@ def cmd_al_query(args: argparse.Namespace) -> int:
 
 def cmd_al_list(args: argparse.Namespace) -> int:
     """The active-learning queue in order, each wafer with the model's cached pattern."""
-    from pathlib import Path
-
-    from waferseg_core.inference import DEFAULT_MODEL, file_hash
+    from waferseg_core.inference import file_hash, model_file
     from waferseg_core.store.predict import resolve_model
 
     store = open_store(args)
     user = login(store, args)
-    model = Path(resolve_model(store, user, args.model) or DEFAULT_MODEL)
-    if not model.is_file():
-        raise InvalidInputError(f"expected an ONNX model file, found no file at {model}")
+    model = model_file(resolve_model(store, user, args.model))
     for row in store.al_queue(user, file_hash(model)):
         _emit(row)
     return 0

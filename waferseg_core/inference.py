@@ -56,6 +56,18 @@ _SHIPPED_INT8 = model_files(DEFAULT_FP32)["int8"]
 DEFAULT_MODEL = _SHIPPED_INT8 if _SHIPPED_INT8.is_file() else DEFAULT_FP32
 
 
+def model_file(model: str | Path | None) -> Path:
+    """The ONNX file to run: ``model``, else the shipped default.
+
+    Raises:
+        InvalidInputError: No file is there.
+    """
+    path = Path(model) if model else DEFAULT_MODEL
+    if not path.is_file():
+        raise InvalidInputError(f"expected an ONNX model file, found no file at {path}")
+    return path
+
+
 @dataclass
 class Prediction:
     """What the model says about one wafer."""
@@ -156,9 +168,7 @@ class Predictor:
         import onnxruntime as ort
 
         self.views = d4.check(views)
-        path = Path(model) if model else DEFAULT_MODEL
-        if not path.is_file():
-            raise InvalidInputError(f"expected an ONNX model file, found no file at {path}")
+        path = model_file(model)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads

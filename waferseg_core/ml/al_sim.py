@@ -304,7 +304,8 @@ def simulate(
             if k + 1 == len(cfg.ladder):
                 break
             want = round(cfg.ladder[k + 1] * n_pool) - len(chosen)
-            rest = [i for i in range(n_pool) if i not in set(chosen)]
+            taken = set(chosen)
+            rest = [i for i in range(n_pool) if i not in taken]
             passes = cfg.mc_passes if strategy == "bald" else 0
             scores = pool_scores(model, [pool[i] for i in rest], passes, device)
             lab_emb = pool_scores(model, [pool[i] for i in chosen], 0, device)["emb"]

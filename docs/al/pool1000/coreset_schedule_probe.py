@@ -28,7 +28,8 @@ if mode == "select":
     sets = {}
     for k, frac in [(1, 0.10), (2, 0.15), (3, 0.25)]:
         m = _fit(cfg, [pool[i] for i in chosen], W / f"m{k}")
-        rest = [i for i in range(1000) if i not in set(chosen)]
+        taken = set(chosen)
+        rest = [i for i in range(1000) if i not in taken]
         sc = pool_scores(m, [pool[i] for i in rest], 0, dev)
         lab = pool_scores(m, [pool[i] for i in chosen], 0, dev)["emb"]
         picks = select(
