@@ -230,7 +230,10 @@ def report(result: dict, out_dir: str | None, suffix: str = "") -> None:
         stem = _stem(result)
         png = "learning_curves" if short == "miou" else "learning_curves_real"
         (out / f"{stem}{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
-        plot(result, out / f"{png}{suffix}.png")
+        try:
+            plot(result, out / f"{png}{suffix}.png")
+        except ImportError as exc:  # a bare GPU machine has no Qt: the JSON is what matters
+            print(f"al_simulation.py: no plot ({exc}); --combine draws it", file=sys.stderr)
     brief = {
         "pool": result["pool"],
         f"full_{short}": result[f"full_{short}"],

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # One prepared run on a lent GPU machine (bare image with python3 + torch, nothing reachable):
 # trains the default model's three runs (scripts/train_default_model.sh) and, beside them on the
-# same GPU, the full active-learning simulation; then copies what is worth keeping to $OUT
-# (at most 8 files come back). Wheels for the packages the image lacks travel in .whl/, the
-# real dev wafers in .gpu/ (both ignored by git, named in the call's carry):
+# same GPU, two active-learning simulations; then copies what is worth keeping to $OUT (at most
+# 8 files come back). Wheels for the packages the image lacks travel in .whl/, the real dev
+# wafers in .gpu/ (both ignored by git, named in the call's carry):
 #   MINUTES=6 bash scripts/device_train.sh
 # Back here: unpack $OUT into out/default and run scripts/finish_default_model.sh.
+# The simulations, one CPU core each (the training runs' data workers need the rest):
+#   al    core-set against random, a new seed at the CPU runs' schedule (batches of 32)
+#   alfm  FixMatch at 5% labels against supervised-only, trained twice as long (40 epochs)
+# AL_EXTRA is appended to both (a rehearsal on the CPU passes tiny sizes; the last flag wins).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-6}  # the runs need ~2.5 more minutes: data first, scoring last
-LIMIT=${LIMIT:-545}          # seconds: the training runs are cut here whatever happens
-AL_LIMIT=${AL_LIMIT:-530}
+LIMIT=${LIMIT:-555}          # seconds: the training runs are cut here whatever happens
+AL_LIMIT=${AL_LIMIT:-540}
+DEVICE=${DEVICE:-cuda}
+AL_EXTRA=${AL_EXTRA:-}
 DEST=${OUT:-out/device}
-RUNS=/tmp/runs
+RUNS=${RUNS:-/tmp/runs}
 mkdir -p "$DEST" "$RUNS"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
@@ -20,18 +26,24 @@ export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"; } \
   > "$RUNS/env.txt" 2>&1
-# A run cut short by AL_LIMIT still leaves al/al_simulation.partial.json (each finished strategy).
-timeout "$AL_LIMIT" python3 bench/al_simulation.py --device cuda --threads 2 --out "$RUNS/al" \
-  --batch-size 32 > "$RUNS/al.json" 2> "$RUNS/al.log" &
+# A run cut short by AL_LIMIT still leaves <out>/al_simulation.partial.json (what it finished).
+sim=(python3 bench/al_simulation.py --device "$DEVICE" --threads 1 --batch-size 32)
+# shellcheck disable=SC2086  # AL_EXTRA is a list of flags
+timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/al" --seed 15 --strategies coreset,random \
+  --ladder 0.05,0.1,0.15,0.25 $AL_EXTRA > "$RUNS/al.json" 2> "$RUNS/al.log" &
 al=$!
-NPZ=.gpu/wm811k_dev.npz OUT="$RUNS" DEVICE=cuda MINUTES="$MINUTES" WORKERS=5 PY=python3 \
+# shellcheck disable=SC2086
+timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/alfm" --seed 11 --strategies random --ladder 0.05 \
+  --epochs 40 $AL_EXTRA > "$RUNS/alfm.json" 2> "$RUNS/alfm.log" &
+alfm=$!
+NPZ=.gpu/wm811k_dev.npz OUT="$RUNS" DEVICE="$DEVICE" MINUTES="$MINUTES" WORKERS=5 PY=python3 \
   timeout "$LIMIT" bash scripts/train_default_model.sh
-wait "$al"
+wait "$al" "$alfm"
 for run in full fold0 fold1; do
   cp "$RUNS/$run/best_model.pt" "$DEST/$run.pt" 2>/dev/null || echo "no model from $run"
 done
-tar -C "$RUNS" -czf "$DEST/runs.tar.gz" env.txt al.json al.log al full.log fold0.log fold1.log \
-  full/metrics.jsonl fold0/metrics.jsonl fold1/metrics.jsonl \
+tar -C "$RUNS" -czf "$DEST/runs.tar.gz" env.txt al.json al.log al alfm.json alfm.log alfm \
+  full.log fold0.log fold1.log full/metrics.jsonl fold0/metrics.jsonl fold1/metrics.jsonl \
   full/summary.json fold0/summary.json fold1/summary.json 2>/dev/null
 ls -la "$DEST"
-tail -n 3 "$RUNS/al.log"
+tail -n 4 "$RUNS/al.log" "$RUNS/alfm.log"

@@ -91,14 +91,20 @@ def test_micro_simulation_runs_every_round(tmp_path):
     )
     logs, seen = [], []
     res = simulate(cfg, tmp_path, logs.append, progress=lambda r: seen.append(copy.deepcopy(r)))
-    # What a run cut short keeps: the full-pool score first, then one more strategy each time.
+    # What a run cut short keeps: the full-pool score first, FixMatch's comparison, then one
+    # more strategy each time.
     assert [list(r["strategies"]) for r in seen] == [
+        [],
         [],
         ["random"],
         ["random", "bald"],
         ["random", "bald", "hybrid"],
     ]
     assert seen[0]["full_miou"] == res["full_miou"] and seen[-1]["strategies"] == res["strategies"]
+    assert "fixmatch" not in seen[0] and seen[1]["fixmatch"] == res["fixmatch"]
+    # 5% of labels for both: supervised-only is the shared start's model, scored once, no refit.
+    assert not (tmp_path / "fix-sup").exists() and (tmp_path / "fix-fm").exists()
+    assert res["fixmatch"]["supervised_miou"] == res["strategies"]["random"]["curve"][0][1]
     assert res["pool"] == 12 and 0.0 <= res["full_miou"] <= 1.0 and "pretrained_only" not in res
     for name in cfg.strategies:
         curve = res["strategies"][name]["curve"]
