@@ -63,7 +63,7 @@ class ALPanel(QWidget):
         self.setWindowTitle("Active learning — WaferSeg Studio")
         self.strategy = QComboBox()
         self.strategy.addItems(STRATEGIES)
-        # The best measured: 95% of the full-pool score with 15% of the labels (docs/training.md).
+        # The best measured: 95% of the full-pool score with 15-25% of the labels (training.md).
         self.strategy.setCurrentText(DEFAULT_STRATEGY)
         self.strategy.setToolTip(
             "coreset: wafers unlike those annotated; in the simulation it came closest to the "

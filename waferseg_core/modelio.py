@@ -3,8 +3,8 @@
 Input: a float32 tensor (C=4, H, W): one-hot die states (no die, pass, fail) and the die's
 distance from the wafer centre (1 at the wafer's edge), so that Center, Donut and Edge patterns
 are told apart by where they are. Grids are padded at the bottom/right to a multiple of
-``PAD`` with "no die". Outputs: per-die logits for the 9 mask classes, logits for the 9 wafer
-labels (8 patterns + ``none``), and a pooled embedding.
+``PAD``, at least ``MIN_CANVAS``, with "no die". Outputs: per-die logits for the 9 mask classes,
+logits for the 9 wafer labels (8 patterns + ``none``), and a pooled embedding.
 """
 
 from __future__ import annotations
@@ -15,14 +15,19 @@ import numpy.typing as npt
 from waferseg_core.classes import WAFER_LABELS
 
 PAD = 32
+# The smallest canvas. The encoder's deepest stage is 1/16 of it: a 32-die canvas leaves 2x2
+# cells there, all of them at the border, and the model read small wafers poorly (the
+# 2026-11-27 GPU run called 0 of 21 small Near-full test wafers right: 21 of 21 on a 64-die
+# canvas; real-wafer CV macro-F1 0.765 -> 0.800; MODEL_CARD.md "Small wafers").
+MIN_CANVAS = 64
 IN_CHANNELS = 4
 NUM_LABELS = len(WAFER_LABELS)
 IGNORE = 255  # target value for padding and off-wafer positions
 
 
 def padded_size(n: int, multiple: int = PAD) -> int:
-    """The smallest multiple of ``multiple`` that holds ``n``."""
-    return max(multiple, -(-n // multiple) * multiple)
+    """The canvas side for ``n`` dies: the least multiple of ``multiple`` >= n and >= MIN_CANVAS."""
+    return max(MIN_CANVAS, -(-n // multiple) * multiple)
 
 
 def radius_map(grid: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:

@@ -38,16 +38,17 @@ def test_migrations_build_the_schema_without_drift(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert store.migration["to"] == "0004"
+    assert store.migration["to"] == "0005"
     again = Store(store.url)  # opening a current store runs nothing
-    assert again.migration["from"] == again.migration["to"] == "0004"
+    assert again.migration["from"] == again.migration["to"] == "0005"
     again.close()
 
 
-@pytest.mark.parametrize("before", ["0001", "0002", "0003"])
-def test_upgrades_drop_the_outdated_cache_of_large_wafers_only(store_url, before):
-    # 0002 (coarse scale), 0003 (the ramp) and 0004 (interpolated scores) each change how large
-    # wafers are predicted; 0002 and 0003 also change the model's input, so its embeddings.
+@pytest.mark.parametrize("before", ["0001", "0002", "0003", "0004"])
+def test_upgrades_drop_the_outdated_cache_of_small_and_large_wafers_only(store_url, before):
+    # 0002-0004 each change how large wafers are predicted; 0005 puts wafers with a side of 32
+    # dies or fewer (and coarse views, which can be that short) on a 64-die canvas, which
+    # changes what the model computes for them, embeddings included. Medium wafers keep all.
     from alembic import command
 
     from waferseg_core.store.db import create_engine
@@ -61,9 +62,10 @@ def test_upgrades_drop_the_outdated_cache_of_large_wafers_only(store_url, before
     engine.dispose()
     old = Store(store_url, migrate=False)
     admin = old.add_user(None, "ada", "admin", "pw")
-    small = generate_wafer(3, 0).wafer
+    small = first_sized(3, up_to=32).wafer
+    medium = first_sized(3, over=40, up_to=64).wafer
     large = first_sized(3, over=96, limit=400).wafer
-    ids = old.import_lot(admin, "L", [small, large])
+    ids = old.import_lot(admin, "L", [small, medium, large])
     items = [
         {
             "wafer_hash": w.content_hash,
@@ -73,17 +75,17 @@ def test_upgrades_drop_the_outdated_cache_of_large_wafers_only(store_url, before
             "confidence": 0.9,
             "uncertainty": 0.1,
         }
-        for w in (small, large)
+        for w in (small, medium, large)
     ]
     old.cache_predictions(admin, "m" * 64, items)
     old.save_embeddings(admin, "m" * 64, {i: np.ones(4, np.float32) for i in ids})
     old.close()
     new = Store(store_url)
-    assert new.migration["from"] == before and new.migration["to"] == "0004"
-    assert new.cached_prediction(admin, small.content_hash, "m" * 64) is not None
+    assert new.migration["from"] == before and new.migration["to"] == "0005"
+    assert new.cached_prediction(admin, medium.content_hash, "m" * 64) is not None
+    assert new.cached_prediction(admin, small.content_hash, "m" * 64) is None
     assert new.cached_prediction(admin, large.content_hash, "m" * 64) is None
-    kept = [ids[0]] if before < "0003" else ids  # 0004 alone keeps the large wafer's embedding
-    assert sorted(new.embeddings(admin, "m" * 64)) == sorted(kept)
+    assert sorted(new.embeddings(admin, "m" * 64)) == [ids[1]]
     new.close()
 
 

@@ -12,7 +12,7 @@ Create Date: 2026-11-26 22:20:00
 
 from collections.abc import Sequence
 
-from waferseg_core.store.migrations.large_wafer_cache import drop_large_wafer_cache
+from waferseg_core.store.migrations.wafer_cache import drop_large_wafer_cache
 
 revision: str = "0002"
 down_revision: str | None = "0001"

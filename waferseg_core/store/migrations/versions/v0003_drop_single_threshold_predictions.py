@@ -11,7 +11,7 @@ Create Date: 2026-11-27 00:10:00
 
 from collections.abc import Sequence
 
-from waferseg_core.store.migrations.large_wafer_cache import drop_large_wafer_cache
+from waferseg_core.store.migrations.wafer_cache import drop_large_wafer_cache
 
 revision: str = "0003"
 down_revision: str | None = "0002"
