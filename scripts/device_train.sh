@@ -7,7 +7,7 @@
 #   MINUTES=6 bash scripts/device_train.sh
 # Back here: unpack $OUT into out/default and run scripts/finish_default_model.sh.
 # The simulations, one CPU core each (the training runs' data workers need the rest):
-#   al    core-set against random, a new seed at the CPU runs' schedule (batches of 32)
+#   al    core-set against random, a new seed: the CPU runs' 1,200 steps, batches of 32 (not 16)
 #   alfm  FixMatch at 5% labels against supervised-only, trained twice as long (40 epochs)
 # AL_EXTRA is appended to both (a rehearsal on the CPU passes tiny sizes; the last flag wins).
 set -uo pipefail
