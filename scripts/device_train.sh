@@ -6,8 +6,9 @@
 # wafers in .gpu/ (both ignored by git, named in the call's carry):
 #   MINUTES=6 bash scripts/device_train.sh
 # Back here: unpack $OUT into out/default and run scripts/finish_default_model.sh.
-# The simulations, one CPU core each (the training runs' data workers need the rest):
-#   al    core-set against random, a new seed: the CPU runs' 1,200 steps, batches of 32 (not 16)
+# The simulations, one CPU core each (the training runs' data workers need the rest), each
+# with its flags in AL_A and AL_B (2026-11-27's defaults below; change them, not the script):
+#   al    core-set against random, seed 15: the CPU runs' 1,200 steps, batches of 32 (not 16)
 #   alfm  FixMatch at 5% labels against supervised-only, trained twice as long (40 epochs)
 # AL_EXTRA is appended to both (a rehearsal on the CPU passes tiny sizes; the last flag wins).
 set -uo pipefail
@@ -17,6 +18,8 @@ LIMIT=${LIMIT:-555}          # seconds: the training runs are cut here whatever 
 AL_LIMIT=${AL_LIMIT:-540}
 DEVICE=${DEVICE:-cuda}
 AL_EXTRA=${AL_EXTRA:-}
+AL_A=${AL_A:---seed 15 --strategies coreset,random --ladder 0.05,0.1,0.15,0.25}
+AL_B=${AL_B:---seed 11 --strategies random --ladder 0.05 --epochs 40}
 DEST=${OUT:-out/device}
 RUNS=${RUNS:-/tmp/runs}
 mkdir -p "$DEST" "$RUNS"
@@ -28,13 +31,12 @@ export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
   > "$RUNS/env.txt" 2>&1
 # A run cut short by AL_LIMIT still leaves <out>/al_simulation.partial.json (what it finished).
 sim=(python3 bench/al_simulation.py --device "$DEVICE" --threads 1 --batch-size 32)
-# shellcheck disable=SC2086  # AL_EXTRA is a list of flags
-timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/al" --seed 15 --strategies coreset,random \
-  --ladder 0.05,0.1,0.15,0.25 $AL_EXTRA > "$RUNS/al.json" 2> "$RUNS/al.log" &
+# shellcheck disable=SC2086  # AL_A, AL_B and AL_EXTRA are lists of flags
+timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/al" $AL_A $AL_EXTRA > "$RUNS/al.json" 2> "$RUNS/al.log" &
 al=$!
 # shellcheck disable=SC2086
-timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/alfm" --seed 11 --strategies random --ladder 0.05 \
-  --epochs 40 $AL_EXTRA > "$RUNS/alfm.json" 2> "$RUNS/alfm.log" &
+timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/alfm" $AL_B $AL_EXTRA > "$RUNS/alfm.json" \
+  2> "$RUNS/alfm.log" &
 alfm=$!
 NPZ=.gpu/wm811k_dev.npz OUT="$RUNS" DEVICE="$DEVICE" MINUTES="$MINUTES" WORKERS=5 PY=python3 \
   timeout "$LIMIT" bash scripts/train_default_model.sh
