@@ -117,6 +117,12 @@ def main() -> None:
         action="store_true",
         help="every round also learns from the pool's unlabelled rest (FixMatch)",
     )
+    ap.add_argument(
+        "--fixmatch-labels",
+        type=float,
+        default=0.05,
+        help="labelled share of FixMatch's comparison (0: skip it, two trainings fewer)",
+    )
     ap.add_argument("--mc", type=int, default=5, help="MC-dropout passes for bald")
     ap.add_argument("--arch", default="resnet18-w0.25")
     ap.add_argument("--device", default="cpu")
@@ -183,6 +189,7 @@ def main() -> None:
         batch_size=args.batch_size,
         max_dies_across=args.max_dies,
         semi=args.semi,
+        fixmatch_labels=args.fixmatch_labels,
         mc_passes=args.mc,
         device=args.device,
         lr=args.lr,

@@ -147,15 +147,18 @@ def test_real_wafer_simulation_reveals_labels_and_scores_macro_f1(tmp_path, wm81
 
 def test_command_runs_the_sizes_it_is_given_and_records_them(tmp_path):
     args = "--pool 10 --test 4 --epochs 1 --steps 1 --batch-size 3 --max-dies 40 --mc 1"
-    args += " --ladder 0.2,0.4 --strategies random,margin --seed 5"
+    args += " --ladder 0.2,0.4 --strategies random,margin --seed 5 --fixmatch-labels 0"
     cmd = _command(tmp_path, *args.split())
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert set(json.loads(proc.stdout)["strategies"]) == {"random", "margin"}
+    brief = json.loads(proc.stdout)
+    assert set(brief["strategies"]) == {"random", "margin"}
+    assert brief["fixmatch"] is None  # --fixmatch-labels 0: no comparison
     saved = json.loads((tmp_path / "al_simulation.json").read_text())
     config = saved["config"]
     assert (config["batch_size"], config["max_dies_across"], config["epochs"]) == (3, 40, 1)
     assert (config["pool"], config["seed"], saved["seed"]) == (10, 5, 5)
+    assert config["fixmatch_labels"] == 0 and "fixmatch" not in saved
     assert (
         saved["command"].startswith("bench/al_simulation.py ")
         and "--batch-size 3" in saved["command"]

@@ -55,7 +55,7 @@ class SimConfig:
     steps_per_epoch: int = 10
     batch_size: int = 16
     mc_passes: int = 5
-    fixmatch_labels: float = 0.05
+    fixmatch_labels: float = 0.05  # 0: no FixMatch comparison (two trainings fewer)
     threshold: float = 0.95
     lr: float = 2e-3
     init: str = ""  # every round fine-tunes from this checkpoint (see ``pretrain``)
@@ -284,7 +284,7 @@ def simulate(
     # Every strategy starts from the same random labelled set, so its model is trained once.
     first = _fit(cfg, base + [pool[i] for i in start], work / "start", rest_of(start))
     first_score = _score(first, test, device, metric)
-    if not cfg.semi:  # with semi every round below already has the unlabelled rest
+    if cfg.fixmatch_labels > 0 and not cfg.semi:  # semi: every round has the unlabelled rest
         # Before the strategies: two fits, where a run cut short by a time limit still gets it.
         n_fix = max(2, round(cfg.fixmatch_labels * n_pool))
         few = [pool[i] for i in start[:n_fix]]
