@@ -6,6 +6,14 @@
 # wafers in .gpu/ (both ignored by git, named in the call's carry):
 #   MINUTES=6 bash scripts/device_train.sh
 # Back here: unpack $OUT into out/default and run scripts/finish_default_model.sh.
+# Preparing the carried folders here (once per checkout; both named in .git/info/exclude):
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 \
+#     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     albucore==0.0.24 albumentations==2.0.8 annotated-types==0.8.0 pycocotools==2.0.11 \
+#     pydantic==2.14.4 pydantic_core==2.50.5 shapely==2.2.0 simsimd==6.5.16 \
+#     stringzilla==5.3.2 typing-inspection==0.4.5
+#   mkdir -p .gpu && cp ../shared/data/wm811k/wm811k_dev.npz .gpu/
 # The simulations, one CPU core each (the training runs' data workers need the rest), each
 # with its flags in AL_A and AL_B (2026-11-27's defaults below; change them, not the script):
 #   al    core-set against random, seed 15: the CPU runs' 1,200 steps, batches of 32 (not 16)
