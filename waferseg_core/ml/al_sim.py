@@ -288,8 +288,8 @@ def simulate(
         # Before the strategies: two fits, where a run cut short by a time limit still gets it.
         n_fix = max(2, round(cfg.fixmatch_labels * n_pool))
         few = [pool[i] for i in start[:n_fix]]
-        # The same labelled set as the shared start (5% both by default): its model, not a refit.
-        sup = first_score if n_fix == len(start) else fit(few, "fix-sup")
+        # The whole shared start (5% both by default) is the start's model, not a refit.
+        sup = first_score if len(few) == len(start) else fit(few, "fix-sup")
         fix = fit(few, "fix-fm", unlabeled=_unlabelled(pool, start[:n_fix]))
         log(f"fixmatch at {n_fix} labels: supervised {sup:.4f}, fixmatch {fix:.4f}")
         result["fixmatch"] = {
