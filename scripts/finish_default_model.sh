@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Turns the runs of scripts/train_default_model.sh into the shipped model and its figures:
 # ONNX export (parity-checked), static int8 (scripts/quantize_default_model.sh: kept only if it
-# agrees on >= 99.9% of dies), synthetic test-set scores of both, real-wafer cross-validation
+# agrees on >= 99.9% of dies), the pattern decision calibrated on real wafers out of fold,
+# synthetic test-set scores of both, real-wafer cross-validation
 # and the inference benchmark (the int8 model the app runs, against fp32 and torch eager).
 #   RUNS=out/default bash scripts/finish_default_model.sh
 set -euo pipefail
@@ -34,6 +35,12 @@ report = {"parity": parity(model, onnx_path, val)}
 print(json.dumps(report))
 PY
 bash scripts/quantize_default_model.sh   # the int8 model the app runs, if it agrees (quantize.json)
+# The pattern decision's offsets, tuned on the folds' out-of-fold real wafers: each fold model
+# gets the other fold's, the shipped models all of them (bench/calibrate_patterns.py).
+SHIPPED=("$DEST/waferseg-default.onnx")
+[ -f "$DEST/waferseg-default.int8.onnx" ] && SHIPPED+=("$DEST/waferseg-default.int8.onnx")
+.venv/bin/python bench/calibrate_patterns.py "$DEST/cv" --npz "$NPZ" --write "${SHIPPED[@]}" \
+  --out docs/model/calibration.json > /dev/null
 rm -rf out/synth-test
 .venv/bin/waferseg synth --count 1000 --seed 999 --mixed 0.15 --out out/synth-test > /dev/null
 .venv/bin/waferseg evaluate --model "$DEST/waferseg-default.onnx" --coco out/synth-test/annotations.json \
@@ -44,4 +51,4 @@ if [ -f "$DEST/waferseg-default.int8.onnx" ]; then
 fi
 .venv/bin/python bench/cv_real.py "$DEST/cv" --npz "$NPZ" > "$RUNS/cv_real.json"   # the exported folds
 .venv/bin/waferseg bench > "$RUNS/bench.json"
-cat "$RUNS/export.json" docs/model/quantize.json "$RUNS/eval.json" "$RUNS/cv_real.json" "$RUNS/bench.json"
+cat "$RUNS/export.json" docs/model/quantize.json docs/model/calibration.json "$RUNS/eval.json" "$RUNS/cv_real.json" "$RUNS/bench.json"

@@ -10,9 +10,10 @@ shared by threads: ONNX Runtime sessions are thread-safe and the cache takes a l
 stays the plain view's.
 
 The wafer's pattern agrees with the mask the user sees: the candidates are the classes holding
-at least ``CANDIDATE_DIES`` dies of the predicted mask, and among them the wafer-level head picks
-the most probable; with no candidate the wafer is ``none``. ``patterns`` lists every class that
-passes the mask thresholds of :mod:`waferseg_core.patterns` (mixed-type wafers list several).
+at least ``decision.CANDIDATE_DIES`` dies of the predicted mask, and among them the wafer-level
+head picks (its logits plus the model's calibrated offsets, :mod:`waferseg_core.decision`); with
+no candidate the wafer is ``none``. ``patterns`` lists every class that passes the mask thresholds
+of :mod:`waferseg_core.patterns` (mixed-type wafers list several).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -32,12 +33,12 @@ import numpy.typing as npt
 from waferseg_core import views as d4
 from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
 from waferseg_core.coarse import interpolate, view
+from waferseg_core.decision import OFFSETS_KEY, choose_pattern, parse_offsets
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.modelio import encode, padded_size
 from waferseg_core.patterns import class_die_counts, patterns_from_mask
 from waferseg_core.wafer import WaferMap
 
-CANDIDATE_DIES = 2
 INT8 = ".int8.onnx"  # a model's static int8 version sits beside it: X.onnx -> X.int8.onnx
 
 
@@ -123,16 +124,19 @@ def _view_probs(
 
 
 def decide_pattern(
-    mask: npt.NDArray[np.uint8], grid: npt.NDArray[np.uint8], wafer_probs: npt.NDArray[np.float32]
+    mask: npt.NDArray[np.uint8],
+    grid: npt.NDArray[np.uint8],
+    wafer_probs: npt.NDArray[np.float32],
+    offsets: Mapping[str, float] | None = None,
 ) -> tuple[str, list[str]]:
     """(pattern, patterns) from a predicted mask and the wafer head's label probabilities."""
     counts = class_die_counts(mask, grid)
-    candidates = [CLASSES[i].name for i in range(1, len(counts)) if counts[i] >= CANDIDATE_DIES]
-    listed = patterns_from_mask(mask, grid)
-    if not candidates:
+    dies = {CLASSES[i].name: counts[i] for i in range(1, len(counts))}
+    probs = {name: float(p) for name, p in zip(WAFER_LABELS, wafer_probs, strict=False)}
+    best = choose_pattern(dies, probs, offsets)
+    if best == NONE_PATTERN:
         return NONE_PATTERN, []
-    probs = {name: float(wafer_probs[WAFER_LABELS.index(name)]) for name in candidates}
-    best = max(candidates, key=lambda n: (probs[n], counts[[c.name for c in CLASSES].index(n)]))
+    listed = patterns_from_mask(mask, grid)
     if best not in listed:
         listed = [best, *listed]
     return best, listed
@@ -182,6 +186,9 @@ class Predictor:
         self.path = path
         self.hash = file_hash(path)
         self.input_name = self.session.get_inputs()[0].name
+        meta = self.session.get_modelmeta().custom_metadata_map
+        # Calibrated per-class offsets of the pattern decision (none: the head's plain choice).
+        self.offsets = parse_offsets(meta[OFFSETS_KEY], str(path)) if OFFSETS_KEY in meta else {}
         self._cache: OrderedDict[str, Prediction] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -282,7 +289,7 @@ class Predictor:
         pmax[~on] = 0
         ent[~on] = 0
         wafer_probs = _sigmoid(wafer_logits)
-        pattern, patterns = decide_pattern(mask, w.grid, wafer_probs)
+        pattern, patterns = decide_pattern(mask, w.grid, wafer_probs, self.offsets)
         counts = class_die_counts(mask, w.grid)
         return Prediction(
             mask=mask,
@@ -293,9 +300,7 @@ class Predictor:
             pattern=pattern,
             patterns=patterns,
             class_dies={CLASSES[i].name: counts[i] for i in range(1, len(counts)) if counts[i]},
-            wafer_probs={
-                name: round(float(p), 4) for name, p in zip(WAFER_LABELS, wafer_probs, strict=True)
-            },
+            wafer_probs={name: float(p) for name, p in zip(WAFER_LABELS, wafer_probs, strict=True)},
             embedding=emb.astype(np.float32),
             margin=float(gap[on].mean()) if on.any() else 1.0,
             ms=ms,

@@ -121,7 +121,7 @@ def segmentation_report(conf: Confusion) -> dict[str, object]:
 
 
 def wafer_report(truth: Sequence[str], pred: Sequence[str]) -> dict[str, object]:
-    """wafer_accuracy, macro_f1 (over labels present in truth or prediction), per-class F1."""
+    """wafer_accuracy, macro_f1 (over the labels present in the truth), per-class F1."""
     conf = Confusion(len(WAFER_LABELS))
     idx = {name: i for i, name in enumerate(WAFER_LABELS)}
     conf.add(np.array([idx[t] for t in truth]), np.array([idx[p] for p in pred]))

@@ -106,20 +106,20 @@ CARD = {
     "int8": {
         "model": DEFAULT_MODEL,
         "miou": 0.806,
-        "f1": 0.861,
+        "f1": 0.847,
         "void": 0.853,
         "scratch": 0.192,
-        "real_f1": 0.897,
-        "real_acc": 0.877,
+        "real_f1": 0.912,
+        "real_acc": 0.889,
     },
     "fp32": {
         "model": DEFAULT_FP32,
         "miou": 0.807,
-        "f1": 0.859,
+        "f1": 0.847,
         "void": 0.854,
         "scratch": 0.193,
-        "real_f1": 0.897,
-        "real_acc": 0.877,
+        "real_f1": 0.911,
+        "real_acc": 0.889,
     },
 }
 

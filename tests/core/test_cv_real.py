@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from waferseg_core.formats.wm811k import read_npz
@@ -14,12 +15,17 @@ from waferseg_core.ml.export import export_onnx
 from waferseg_core.ml.model import create_model
 
 CV = Path(__file__).parents[2] / "bench" / "cv_real.py"
+CALIBRATE = Path(__file__).parents[2] / "bench" / "calibrate_patterns.py"
+
+
+def _folds(folder: Path) -> None:
+    for k in range(2):
+        torch.manual_seed(k)
+        export_onnx(create_model("resnet18-w0.25").eval(), folder / f"fold{k}.onnx")
 
 
 def test_cross_validation_scores_each_exported_fold_on_its_own_lots(tmp_path, wm811k_npz):
-    for k in range(2):
-        torch.manual_seed(k)
-        export_onnx(create_model("resnet18-w0.25").eval(), tmp_path / f"fold{k}.onnx")
+    _folds(tmp_path)
     proc = subprocess.run(
         [sys.executable, str(CV), str(tmp_path), "--npz", str(wm811k_npz)],
         capture_output=True,
@@ -41,3 +47,73 @@ def test_cross_validation_scores_each_exported_fold_on_its_own_lots(tmp_path, wm
     want = wafer_report(truth, guess)["macro_f1"]
     assert report["folds"]["fold1"]["macro_f1"] == want
     assert 0.0 <= report["pooled"]["macro_f1"] <= 1.0
+
+
+def test_calibration_gives_each_fold_the_offsets_of_the_other_folds_wafers(tmp_path, wm811k_npz):
+    import onnx
+
+    from waferseg_core.decision import OFFSETS_KEY, Scored, tune_offsets
+
+    _folds(tmp_path)
+    shipped = tmp_path / "shipped.onnx"
+    torch.manual_seed(7)
+    export_onnx(create_model("resnet18-w0.25").eval(), shipped)
+    args = [sys.executable, str(CALIBRATE), str(tmp_path), "--npz", str(wm811k_npz)]
+    proc = subprocess.run(
+        [*args, "--write", str(shipped)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    maps = read_npz(wm811k_npz)
+    scored = []
+    for k in range(2):
+        held = [m for m in maps if lot_fold(m.lot, 2) == k]
+        preds = Predictor(tmp_path / f"fold{k}.onnx").predict(held)
+        truth = [m.extra["label"] for m in held]
+        scored.append(
+            Scored.of(truth, [p.class_dies for p in preds], [p.wafer_probs for p in preds])
+        )
+
+    def carried(path: Path) -> dict:
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        return json.loads(meta[OFFSETS_KEY])
+
+    for k in range(2):
+        # Tuned on the other fold's out-of-fold wafers only, and carried by fold k's file.
+        want, _ = tune_offsets(scored[1 - k])
+        fold = report["folds"][f"fold{k}"]
+        assert fold["offsets"] == want == carried(tmp_path / f"fold{k}.onnx")
+        assert fold["calibrated_macro_f1"] == round(scored[k].macro_f1(want), 4)
+        assert Predictor(tmp_path / f"fold{k}.onnx").offsets == want
+    joined = Scored(
+        *(np.concatenate([getattr(s, f) for s in scored]) for f in ("truth", "logits", "dies"))
+    )
+    assert report["shipped"]["offsets"] == tune_offsets(joined)[0] == carried(shipped)
+    # cv_real on the calibrated folds reports the cross-fitted figure.
+    proc = subprocess.run(
+        [sys.executable, str(CV), str(tmp_path), "--npz", str(wm811k_npz)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert (
+        json.loads(proc.stdout)["pooled"]["macro_f1"] == report["pooled"]["cross_fitted_macro_f1"]
+    )
+
+
+def test_calibration_refuses_a_missing_fold_and_writes_nothing(tmp_path, wm811k_npz):
+    export_onnx(create_model("resnet18-w0.25").eval(), tmp_path / "fold0.onnx")
+    before = (tmp_path / "fold0.onnx").read_bytes()
+    proc = subprocess.run(
+        [sys.executable, str(CALIBRATE), str(tmp_path), "--npz", str(wm811k_npz)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        f"error: expected the fold models and --write models, found no {tmp_path / 'fold1.onnx'}"
+    ]
+    assert (tmp_path / "fold0.onnx").read_bytes() == before

@@ -50,14 +50,26 @@ def export_onnx(
     )
     assert program is not None
     program.save(str(path), external_data=False)
+    set_metadata(path, metadata or {})
+
+
+def set_metadata(path: Path, entries: dict[str, str]) -> None:
+    """Set (add or replace) metadata entries of an ONNX file in place, then check the file.
+
+    Written to a temporary file beside it first, so a failure leaves the old file whole.
+    """
     import onnx
 
     proto = onnx.load(str(path))
-    for key, value in (metadata or {}).items():
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key not in entries]
+    del proto.metadata_props[:]
+    for key, value in [*kept, *entries.items()]:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    onnx.save(proto, str(path))
-    onnx.checker.check_model(str(path))
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    onnx.checker.check_model(str(tmp))
+    os.replace(tmp, path)
 
 
 def _inputs(samples: Sequence[Sample], limit: int = 64) -> list[np.ndarray]:
