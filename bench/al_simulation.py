@@ -124,6 +124,12 @@ def main() -> None:
         help="labelled share of FixMatch's comparison (0: skip it, two trainings fewer)",
     )
     ap.add_argument("--mc", type=int, default=5, help="MC-dropout passes for bald")
+    ap.add_argument(
+        "--teacher-ema",
+        type=float,
+        default=0.0,
+        help="FixMatch: pseudo-labels from a moving average of the weights (0: the model itself)",
+    )
     ap.add_argument("--arch", default="resnet18-w0.25")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
@@ -191,6 +197,7 @@ def main() -> None:
         semi=args.semi,
         fixmatch_labels=args.fixmatch_labels,
         mc_passes=args.mc,
+        teacher_ema=args.teacher_ema,
         device=args.device,
         lr=args.lr,
     )

@@ -69,6 +69,13 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--threshold", type=float, default=0.95, help="FixMatch pseudo-label confidence")
     p.add_argument(
+        "--teacher-ema",
+        type=float,
+        default=0.0,
+        help="FixMatch: pseudo-labels from a moving average of the weights with this decay "
+        "(e.g. 0.99; 0: from the model being trained)",
+    )
+    p.add_argument(
         "--fixmatch-start",
         type=int,
         default=-1,
@@ -139,6 +146,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if not 0.0 < args.threshold <= 1.0:
         raise InvalidInputError(f"--threshold must be within (0, 1], found {args.threshold}")
+    if not 0.0 <= args.teacher_ema < 1.0:
+        raise InvalidInputError(f"--teacher-ema must be within [0, 1), found {args.teacher_ema}")
     out = Path(args.out)
     unlabeled = unlabeled_samples(args.unlabeled) if args.unlabeled else []
     train_set, val_set, real_holdout = build_datasets(

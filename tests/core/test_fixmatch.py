@@ -34,32 +34,31 @@ def test_strong_view_keeps_labels_on_their_dies(seed, index):
     assert np.array_equal(lab[keep], g[keep])
 
 
-def test_training_with_fixmatch_reports_the_unlabelled_loss(tmp_path):
+def _fixmatch(**kw) -> TrainConfig:
+    """A tiny FixMatch run's config; every pseudo-label counts unless ``threshold`` is given."""
+    return TrainConfig(
+        arch=TINY, batch_size=8, device="cpu", fixmatch=True, **{"threshold": 0.0, **kw}
+    )
+
+
+def _data() -> tuple[list[Sample], list[Sample]]:
     labelled = small_samples(16)
     unlabelled = [Sample(s.grid, None, np.zeros_like(s.labels)) for s in small_samples(16, seed=5)]
-    cfg = TrainConfig(
-        arch=TINY, epochs=2, batch_size=8, device="cpu", fixmatch=True, threshold=0.0, ramp_epochs=2
-    )
+    return labelled, unlabelled
+
+
+def test_training_with_fixmatch_reports_the_unlabelled_loss(tmp_path):
+    labelled, unlabelled = _data()
+    cfg = _fixmatch(epochs=2, ramp_epochs=2)
     rows = list(train(cfg, labelled, labelled[:4], tmp_path, unlabeled=unlabelled))
     assert [r["unlabeled_weight"] for r in rows] == [0.5, 1.0]  # ramped
     assert all(r["pseudo_kept"] > 0.5 and r["unlabeled_loss"] > 0 for r in rows)
     # A threshold nobody reaches keeps no die: the unlabelled loss is zero, nothing breaks.
-    cfg2 = TrainConfig(
-        arch=TINY, epochs=1, batch_size=8, device="cpu", fixmatch=True, threshold=1.0
-    )
+    cfg2 = _fixmatch(epochs=1, threshold=1.0)
     (row,) = train(cfg2, labelled, labelled[:4], tmp_path / "b", unlabeled=unlabelled)
     assert row["pseudo_kept"] == 0.0 and row["unlabeled_loss"] == 0.0
     # A supervised-only first epoch: no unlabelled figures until FixMatch starts, then it ramps.
-    cfg4 = TrainConfig(
-        arch=TINY,
-        epochs=2,
-        batch_size=8,
-        device="cpu",
-        fixmatch=True,
-        threshold=0.0,
-        ramp_epochs=2,
-        fixmatch_start=1,
-    )
+    cfg4 = _fixmatch(epochs=2, ramp_epochs=2, fixmatch_start=1)
     first, second = train(cfg4, labelled, labelled[:4], tmp_path / "s", unlabeled=unlabelled)
     assert "unlabeled_loss" not in first and second["unlabeled_weight"] == 0.5
     # Without fixmatch, no unlabelled figures.
@@ -84,3 +83,45 @@ def test_cli_train_unlabeled(tmp_path, capsys):
     assert "expected wafer files" in capsys.readouterr().err
     assert main([*argv, "--unlabeled", str(folder), "--threshold", "0"]) == 2
     assert "--threshold must be within" in capsys.readouterr().err
+    assert main([*argv, "--unlabeled", str(folder), "--teacher-ema", "1"]) == 2
+    assert "--teacher-ema must be within [0, 1), found 1.0" in capsys.readouterr().err
+    assert main([*argv, "--unlabeled", str(folder), "--teacher-ema", "0.99"]) == 0
+
+
+def test_without_validation_wafers_the_best_epoch_has_the_lowest_supervised_loss(tmp_path):
+    import torch
+
+    labelled, unlabelled = _data()
+    # A heavy unlabelled term from the second epoch on: the total loss jumps above the first
+    # epoch's, which the old rule (lowest total loss) kept as "best".
+    cfg = _fixmatch(epochs=4, unlabeled_weight=20.0, ramp_epochs=1, fixmatch_start=1)
+    rows = list(train(cfg, labelled, [], tmp_path, unlabeled=unlabelled))
+    assert rows[0]["loss"] < min(r["loss"] for r in rows[1:])
+    sup = [r["supervised_loss"] for r in rows]
+    assert all(abs(r["score"] + r["supervised_loss"]) < 1e-4 for r in rows)
+    best = int(torch.load(tmp_path / "best.pt", weights_only=True)["epoch"])
+    assert best == int(np.argmin(sup)) != 0
+
+
+def test_an_averaged_teacher_labels_for_fixmatch_and_follows_the_student(tmp_path):
+    from waferseg_core.ml.model import create_model
+    from waferseg_core.ml.train import _follow, _teacher
+
+    torch_model = create_model(TINY)
+    teacher = _teacher(torch_model)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    before = [p.clone() for p in teacher.parameters()]
+    for p in torch_model.parameters():
+        p.data.add_(1.0)
+    _follow(teacher, torch_model, 0.9)
+    for b, t, s in zip(before, teacher.parameters(), torch_model.parameters(), strict=True):
+        assert np.allclose(t.numpy(), (0.9 * b + 0.1 * s.detach()).numpy(), atol=1e-6)
+    # A run with the teacher trains, keeps pseudo-labels, and differs from one without it.
+    labelled, unlabelled = _data()
+    rows = {}
+    for ema in (0.0, 0.5):
+        cfg = _fixmatch(epochs=2, ramp_epochs=1, fixmatch_start=1, teacher_ema=ema)
+        rows[ema] = list(train(cfg, labelled, [], tmp_path / str(ema), unlabeled=unlabelled))
+        assert rows[ema][1]["pseudo_kept"] > 0.5
+    assert rows[0.0][0]["loss"] == rows[0.5][0]["loss"]  # the same supervised first epoch
+    assert rows[0.0][1]["unlabeled_loss"] != rows[0.5][1]["unlabeled_loss"]

@@ -57,6 +57,7 @@ class SimConfig:
     mc_passes: int = 5
     fixmatch_labels: float = 0.05  # 0: no FixMatch comparison (two trainings fewer)
     threshold: float = 0.95
+    teacher_ema: float = 0.0  # FixMatch's pseudo-labels from an averaged teacher (TrainConfig)
     lr: float = 2e-3
     init: str = ""  # every round fine-tunes from this checkpoint (see ``pretrain``)
     device: str = "cpu"
@@ -154,6 +155,7 @@ def _fit(
         patience=cfg.epochs,
         fixmatch=bool(unlabeled),
         threshold=cfg.threshold,
+        teacher_ema=cfg.teacher_ema,
         ramp_epochs=max(1, cfg.epochs // 2),
         lr=cfg.lr,
         init=cfg.init,

@@ -67,6 +67,10 @@ class TrainConfig:
     # Pseudo-labels of a model that has barely started are confidently wrong, and learning them
     # locked some runs into a worse model than supervised alone.
     fixmatch_start: int = -1
+    # FixMatch: pseudo-labels from an exponential moving average of the weights with this decay
+    # (0: from the model being trained, as in the FixMatch paper). An averaged teacher in eval
+    # mode changes less from step to step than the student it labels for (Mean Teacher).
+    teacher_ema: float = 0.0
     init: str = ""  # a checkpoint whose weights start the run (fine-tuning), same arch
     # Optimizer steps over which the learning rate rises linearly from 0 to its schedule's value
     # (a fresh run only, not a resumed one). AdamW's first steps move every weight by about the
@@ -92,6 +96,7 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         fixmatch=bool(opts.get("fixmatch", d.fixmatch)),
         threshold=float(opts.get("threshold", d.threshold)),
         fixmatch_start=int(opts.get("fixmatch_start", d.fixmatch_start)),
+        teacher_ema=float(opts.get("teacher_ema", d.teacher_ema)),
         init=str(opts.get("init") or ""),
         warmup_steps=_warmup(opts),
     )
@@ -201,19 +206,20 @@ def fixmatch_loss(
     threshold: float,
     device: torch.device,
     weight: torch.Tensor | None = None,
+    teacher: nn.Module | None = None,
 ) -> tuple[torch.Tensor, float]:
     """FixMatch's unlabelled loss on a batch, and the share of dies whose pseudo-label counted.
 
-    Pseudo-labels come from the weak views without gradient; the strong views learn them where
-    the model was at least ``threshold`` sure, with the supervised loss and class ``weight``:
-    the confident dies are mostly background, and a plain cross-entropy over them taught a weak
-    model to paint everything background (FixMatch then lost to supervised alone).
+    Pseudo-labels come from the weak views without gradient (from ``teacher`` when given, else
+    the model itself); the strong views learn them where it was at least ``threshold`` sure,
+    with the supervised loss and class ``weight``: the confident dies are mostly background, and
+    a plain cross-entropy over them taught a weak model to paint everything background.
     """
     weak = [views.weak(unlabeled[i].grid) for i in idx]
     size = max(padded_size(max(g.shape) + 2) for g in weak)
     xw = torch.from_numpy(np.stack([encode(g, (size, size)) for g in weak])).to(device)
     with torch.no_grad():
-        conf_t, lab_t = torch.softmax(model(xw)[0].float(), 1).max(1)
+        conf_t, lab_t = torch.softmax((teacher or model)(xw)[0].float(), 1).max(1)
     conf, lab = conf_t.cpu().numpy(), lab_t.cpu().numpy().astype(np.uint8)
     xs, ys, on_total, kept_total = [], [], 0, 0
     for j, g in enumerate(weak):
@@ -232,6 +238,25 @@ def fixmatch_loss(
     seg, _, _ = model(torch.from_numpy(np.stack(xs)).to(device))
     target = torch.from_numpy(np.stack(ys)).long().to(device)
     return combined_loss(seg, target, weight=weight), kept
+
+
+def _teacher(model: nn.Module) -> nn.Module:
+    """A frozen copy of ``model`` in eval mode (no dropout, running batch-norm statistics)."""
+    import copy
+
+    teacher = copy.deepcopy(model).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def _follow(teacher: nn.Module, student: nn.Module, decay: float) -> None:
+    """One step of the teacher's moving average; batch-norm statistics are copied as they are."""
+    for t, s in zip(teacher.parameters(), student.parameters(), strict=True):
+        t.lerp_(s.detach(), 1.0 - decay)
+    for tb, sb in zip(teacher.buffers(), student.buffers(), strict=True):
+        tb.copy_(sb)
 
 
 @torch.no_grad()
@@ -341,6 +366,9 @@ def train(
         cal = _arrays(train_set, first, None)[0] if first else None
         model.load_state_dict(initial_weights(cfg.init, cfg.arch, device, cal))
     warmup = cfg.warmup_steps if start == 0 else 0  # a resumed run has its moments already
+    # The averaged teacher starts from the weights the run starts from (a resumed run's too:
+    # the average itself is not checkpointed).
+    teacher = _teacher(model) if cfg.fixmatch and cfg.teacher_ema > 0 else None
     step = 0
     rng = np.random.default_rng(cfg.seed + start)
     fm_start = cfg.fixmatch_start if cfg.fixmatch_start >= 0 else cfg.epochs // 3
@@ -352,7 +380,7 @@ def train(
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
-        total = n = 0.0
+        total = sup_total = n = 0.0
         u_total = kept_total = u_steps = 0.0
         use_fixmatch = cfg.fixmatch and len(unlabeled) > 0 and epoch >= fm_start
         views = FixMatchViews(cfg.seed * 1000 + epoch) if use_fixmatch else None
@@ -405,10 +433,18 @@ def train(
                 if weak.any() and cfg.mil_weight:
                     on = (x[weak, 0] < 0.5).float()
                     loss = loss + cfg.mil_weight * mil_loss(seg[weak], labels[weak], on)
+                sup_total += float(loss.detach()) * len(x)
                 if views is not None:
                     pick = rng.choice(len(unlabeled), size=min(len(x), len(unlabeled)))
                     u_loss, kept = fixmatch_loss(
-                        model, unlabeled, pick.tolist(), views, cfg.threshold, device, weight
+                        model,
+                        unlabeled,
+                        pick.tolist(),
+                        views,
+                        cfg.threshold,
+                        device,
+                        weight,
+                        teacher,
                     )
                     loss = loss + u_weight * u_loss
                     u_total += float(u_loss.detach())
@@ -420,13 +456,18 @@ def train(
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             scaler.step(opt)
             scaler.update()
+            if teacher is not None:
+                _follow(teacher, model, cfg.teacher_ema)
             total += float(loss.detach()) * len(x)
             n += len(x)
         if not timed:  # the schedulers step from the epoch's own rate, not a warm-up fraction
             for group, lr in zip(opt.param_groups, scheduled, strict=True):
                 group["lr"] = lr
         report = evaluate_samples(model, val_set, device) if val_set else {}
-        score = _score(report) if val_set else -total / max(n, 1)
+        # Without validation wafers the best epoch is the one with the lowest *supervised* loss:
+        # FixMatch's unlabelled term grows as its weight ramps up, and counting it kept an
+        # early epoch as "best" (in one simulation the 8th of 20, at a still high rate).
+        score = _score(report) if val_set else -sup_total / max(n, 1)
         if cfg.schedule != "cosine":
             sched.step(score)
         elif not timed:  # a timed run sets the rate per step (budget_lr)
@@ -436,6 +477,7 @@ def train(
         row = {
             "epoch": epoch,
             "loss": round(total / max(n, 1), 5),
+            "supervised_loss": round(sup_total / max(n, 1), 5),
             "score": round(score, 4),
             "lr": opt.param_groups[0]["lr"],
             "seconds": round(time.perf_counter() - t0, 2),

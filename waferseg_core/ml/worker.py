@@ -6,7 +6,7 @@ A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``sy
 ``real_npz``, ``arch``, ``epochs``, ``batch_size``, ``lr``, ``seed``, ``epoch_size``, ``device``,
 ``max_minutes``, ``patience``, ``quantize``, ``init`` (a checkpoint, or an exported ``.onnx``,
 to fine-tune from), ``warmup_steps``,
-``fixmatch`` with ``threshold``, ``fixmatch_start`` and ``unlabeled``
+``fixmatch`` with ``threshold``, ``fixmatch_start``, ``teacher_ema`` and ``unlabeled``
 (files or folders; with ``lots``, their unannotated wafers join in)). While it trains, the
 worker heartbeats at most every ``HEARTBEAT_S`` seconds and stops at the next batch when a
 cancel was requested; every epoch's metrics go to the store; at the end the model is exported to
