@@ -62,17 +62,18 @@ def main() -> None:
         scored.append(
             Scored.of(truth, [p.class_dies for p in preds], [p.wafer_probs for p in preds])
         )
+    folds: dict[str, object] = {}
     report: dict[str, object] = {
         "command": " ".join(["bench/calibrate_patterns.py", *sys.argv[1:]]),
         "npz": args.npz,
-        "folds": {},
+        "folds": folds,
     }
     truth, plain, crossed = [], [], []
     for k, path in enumerate(paths):
         others = _join([s for j, s in enumerate(scored) if j != k])
         offsets, fit = tune_offsets(others)
         own = scored[k]
-        report["folds"][f"fold{k}"] = {  # type: ignore[index]
+        folds[f"fold{k}"] = {
             "wafers": len(own.truth),
             "offsets": offsets,
             "tuned_on_other_folds_macro_f1": round(fit, 4),

@@ -219,7 +219,8 @@ def fixmatch_loss(
     size = max(padded_size(max(g.shape) + 2) for g in weak)
     xw = torch.from_numpy(np.stack([encode(g, (size, size)) for g in weak])).to(device)
     with torch.no_grad():
-        conf_t, lab_t = torch.softmax((teacher or model)(xw)[0].float(), 1).max(1)
+        labeller = model if teacher is None else teacher
+        conf_t, lab_t = torch.softmax(labeller(xw)[0].float(), 1).max(1)
     conf, lab = conf_t.cpu().numpy(), lab_t.cpu().numpy().astype(np.uint8)
     xs, ys, on_total, kept_total = [], [], 0, 0
     for j, g in enumerate(weak):
