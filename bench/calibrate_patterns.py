@@ -29,14 +29,6 @@ from waferseg_core.ml.data import lot_fold
 from waferseg_core.ml.export import set_metadata
 
 
-def _join(parts: list[Scored]) -> Scored:
-    return Scored(
-        np.concatenate([p.truth for p in parts]),
-        np.concatenate([p.logits for p in parts]),
-        np.concatenate([p.dies for p in parts]),
-    )
-
-
 def _write(path: Path, offsets: dict[str, float]) -> None:
     set_metadata(path, {OFFSETS_KEY: json.dumps(offsets, sort_keys=True)})
 
@@ -70,7 +62,7 @@ def main() -> None:
     }
     truth, plain, crossed = [], [], []
     for k, path in enumerate(paths):
-        others = _join([s for j, s in enumerate(scored) if j != k])
+        others = Scored.join([s for j, s in enumerate(scored) if j != k])
         offsets, fit = tune_offsets(others)
         own = scored[k]
         folds[f"fold{k}"] = {
@@ -91,7 +83,7 @@ def main() -> None:
         "plain_macro_f1": round(macro_f1(t, np.concatenate(plain)), 4),
         "cross_fitted_macro_f1": round(macro_f1(t, np.concatenate(crossed)), 4),
     }
-    offsets, fit = tune_offsets(_join(scored))
+    offsets, fit = tune_offsets(Scored.join(scored))
     report["shipped"] = {
         "offsets": offsets,
         "out_of_fold_macro_f1": round(fit, 4),

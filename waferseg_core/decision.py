@@ -111,6 +111,15 @@ class Scored:
             np.array([[d.get(n, 0) for n in PATTERNS] for d in class_dies], np.float64),
         )
 
+    @classmethod
+    def join(cls, parts: Sequence[Scored]) -> Scored:
+        """The wafers of several sets (e.g. the out-of-fold predictions of every fold) as one."""
+        return cls(
+            np.concatenate([p.truth for p in parts]),
+            np.concatenate([p.logits for p in parts]),
+            np.concatenate([p.dies for p in parts]),
+        )
+
     def decide(self, offsets: Mapping[str, float]) -> npt.NDArray[np.int64]:
         """Each wafer's pattern index under ``offsets`` (as :func:`choose_pattern` decides)."""
         off = np.array([offsets.get(n, 0.0) for n in PATTERNS])

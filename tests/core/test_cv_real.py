@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from waferseg_core.formats.wm811k import read_npz
@@ -18,6 +17,17 @@ CV = Path(__file__).parents[2] / "bench" / "cv_real.py"
 CALIBRATE = Path(__file__).parents[2] / "bench" / "calibrate_patterns.py"
 
 
+def _run(script: Path, folder: Path, npz: Path, *more: str) -> subprocess.CompletedProcess:
+    """A bench script on the fold models in ``folder``, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, str(script), str(folder), "--npz", str(npz), *more],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def _folds(folder: Path) -> None:
     for k in range(2):
         torch.manual_seed(k)
@@ -26,13 +36,7 @@ def _folds(folder: Path) -> None:
 
 def test_cross_validation_scores_each_exported_fold_on_its_own_lots(tmp_path, wm811k_npz):
     _folds(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, str(CV), str(tmp_path), "--npz", str(wm811k_npz)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    proc = _run(CV, tmp_path, wm811k_npz)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     maps = read_npz(wm811k_npz)
@@ -58,10 +62,7 @@ def test_calibration_gives_each_fold_the_offsets_of_the_other_folds_wafers(tmp_p
     shipped = tmp_path / "shipped.onnx"
     torch.manual_seed(7)
     export_onnx(create_model("resnet18-w0.25").eval(), shipped)
-    args = [sys.executable, str(CALIBRATE), str(tmp_path), "--npz", str(wm811k_npz)]
-    proc = subprocess.run(
-        [*args, "--write", str(shipped)], capture_output=True, text=True, timeout=600, check=False
-    )
+    proc = _run(CALIBRATE, tmp_path, wm811k_npz, "--write", str(shipped))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     maps = read_npz(wm811k_npz)
@@ -85,18 +86,9 @@ def test_calibration_gives_each_fold_the_offsets_of_the_other_folds_wafers(tmp_p
         assert fold["offsets"] == want == carried(tmp_path / f"fold{k}.onnx")
         assert fold["calibrated_macro_f1"] == round(scored[k].macro_f1(want), 4)
         assert Predictor(tmp_path / f"fold{k}.onnx").offsets == want
-    joined = Scored(
-        *(np.concatenate([getattr(s, f) for s in scored]) for f in ("truth", "logits", "dies"))
-    )
-    assert report["shipped"]["offsets"] == tune_offsets(joined)[0] == carried(shipped)
+    assert report["shipped"]["offsets"] == tune_offsets(Scored.join(scored))[0] == carried(shipped)
     # cv_real on the calibrated folds reports the cross-fitted figure.
-    proc = subprocess.run(
-        [sys.executable, str(CV), str(tmp_path), "--npz", str(wm811k_npz)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    proc = _run(CV, tmp_path, wm811k_npz)
     assert (
         json.loads(proc.stdout)["pooled"]["macro_f1"] == report["pooled"]["cross_fitted_macro_f1"]
     )
@@ -105,13 +97,7 @@ def test_calibration_gives_each_fold_the_offsets_of_the_other_folds_wafers(tmp_p
 def test_calibration_refuses_a_missing_fold_and_writes_nothing(tmp_path, wm811k_npz):
     export_onnx(create_model("resnet18-w0.25").eval(), tmp_path / "fold0.onnx")
     before = (tmp_path / "fold0.onnx").read_bytes()
-    proc = subprocess.run(
-        [sys.executable, str(CALIBRATE), str(tmp_path), "--npz", str(wm811k_npz)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    proc = _run(CALIBRATE, tmp_path, wm811k_npz)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines() == [
         f"error: expected the fold models and --write models, found no {tmp_path / 'fold1.onnx'}"

@@ -67,9 +67,12 @@ def set_metadata(path: Path, entries: dict[str, str]) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    onnx.checker.check_model(str(tmp))
-    os.replace(tmp, path)
+    try:
+        onnx.save(proto, str(tmp))
+        onnx.checker.check_model(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone after the replace; left only by a failure
 
 
 def _inputs(samples: Sequence[Sample], limit: int = 64) -> list[np.ndarray]:
