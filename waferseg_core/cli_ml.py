@@ -144,12 +144,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InvalidInputError(
             "expected training data: --coco FILE, --synth N and/or --real-npz FILE"
         )
-    if not 0.0 < args.threshold <= 1.0:
-        raise InvalidInputError(f"--threshold must be within (0, 1], found {args.threshold}")
-    if not 0.0 <= args.teacher_ema < 1.0:
-        raise InvalidInputError(f"--teacher-ema must be within [0, 1), found {args.teacher_ema}")
     out = Path(args.out)
     unlabeled = unlabeled_samples(args.unlabeled) if args.unlabeled else []
+    cfg = config_from_options({**vars(args), "fixmatch": bool(unlabeled)})
     train_set, val_set, real_holdout = build_datasets(
         coco=args.coco,
         val=args.val,
@@ -161,7 +158,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         real_folds=args.real_folds,
         real_holdout=args.real_holdout,
     )
-    cfg = config_from_options({**vars(args), "fixmatch": bool(unlabeled)})
     t0 = time.perf_counter()
     for row in train(cfg, train_set, val_set, out, unlabeled=unlabeled):
         _emit({"event": "epoch", **nan_to_none(row)})

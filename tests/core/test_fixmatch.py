@@ -82,9 +82,9 @@ def test_cli_train_unlabeled(tmp_path, capsys):
     assert main([*argv, "--unlabeled", str(tmp_path / "none")]) == 2
     assert "expected wafer files" in capsys.readouterr().err
     assert main([*argv, "--unlabeled", str(folder), "--threshold", "0"]) == 2
-    assert "--threshold must be within" in capsys.readouterr().err
+    assert "threshold (--threshold) must be within (0, 1], found 0.0" in capsys.readouterr().err
     assert main([*argv, "--unlabeled", str(folder), "--teacher-ema", "1"]) == 2
-    assert "--teacher-ema must be within [0, 1), found 1.0" in capsys.readouterr().err
+    assert "teacher_ema (--teacher-ema) must be within [0, 1), found 1.0" in capsys.readouterr().err
     assert main([*argv, "--unlabeled", str(folder), "--teacher-ema", "0.99"]) == 0
 
 

@@ -47,6 +47,7 @@ def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
     admin = store.add_user(None, "eng", "admin", "pw")
     ok = store.enqueue_job(admin, {**TINY_JOB, "quantize": True})
     bad = store.enqueue_job(admin, {**TINY_JOB, "arch": "resnet19"})
+    bad_ema = store.enqueue_job(admin, {**TINY_JOB, "teacher_ema": 1.0})
     proc = _worker(store_url, tmp_path / "jobs", "--once")
     assert proc.returncode == 0, proc.stderr
     assert '"status": "succeeded"' in proc.stdout and '"status": "failed"' in proc.stdout
@@ -64,6 +65,9 @@ def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
     failed = store.job(admin, bad)
     assert failed["status"] == "failed" and "Traceback" in failed["error_text"]
     assert "unknown architecture 'resnet19'" in failed["error_text"]
+    refused = store.job(admin, bad_ema)  # refused by its options, before any data loads
+    assert refused["status"] == "failed" and refused["epochs"] == []
+    assert "teacher_ema (--teacher-ema) must be within [0, 1), found 1.0" in refused["error_text"]
     store.close()
 
 

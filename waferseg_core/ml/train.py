@@ -80,9 +80,15 @@ class TrainConfig:
 
 
 def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
-    """The config of ``waferseg train`` options: the CLI's or a worker job's (missing: defaults)."""
+    """The config of ``waferseg train`` options: the CLI's or a worker job's (missing: defaults).
+
+    Raises:
+        InvalidInputError: ``threshold`` is outside (0, 1] or ``teacher_ema`` outside [0, 1).
+    """
+    from waferseg_core.errors import InvalidInputError
+
     d = TrainConfig()
-    return TrainConfig(
+    cfg = TrainConfig(
         arch=str(opts.get("arch", d.arch)),
         epochs=int(opts.get("epochs", d.epochs)),
         batch_size=int(opts.get("batch_size", d.batch_size)),
@@ -100,6 +106,16 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         init=str(opts.get("init") or ""),
         warmup_steps=_warmup(opts),
     )
+    # Checked here, where the CLI and the worker meet, so a bad job fails before its data loads.
+    if not 0.0 < cfg.threshold <= 1.0:
+        raise InvalidInputError(
+            f"threshold (--threshold) must be within (0, 1], found {cfg.threshold}"
+        )
+    if not 0.0 <= cfg.teacher_ema < 1.0:
+        raise InvalidInputError(
+            f"teacher_ema (--teacher-ema) must be within [0, 1), found {cfg.teacher_ema}"
+        )
+    return cfg
 
 
 def _warmup(opts: Mapping[str, Any]) -> int:

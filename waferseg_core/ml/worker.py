@@ -49,6 +49,7 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         return cancel[0]
 
     try:
+        tc = config_from_options(cfg)  # a bad option fails the job before any data loads
         stored: list[D.Sample] = []
         unlabeled: list[D.Sample] = []
         if cfg.get("lots"):
@@ -65,7 +66,6 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
             real_npz=cfg.get("real_npz"),
             samples=stored,
         )
-        tc = config_from_options(cfg)
         out = out_root / f"job-{job_id}"
         for row in train(tc, train_set, val_set, out, cancelled=cancelled, unlabeled=unlabeled):
             store.add_epoch(job_id, int(row["epoch"]), nan_to_none(row))
