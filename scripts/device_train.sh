@@ -15,10 +15,12 @@
 #     stringzilla==5.3.2 typing-inspection==0.4.5
 #   mkdir -p .gpu && cp ../shared/data/wm811k/wm811k_dev.npz .gpu/
 # The simulations, one CPU core each (the training runs' data workers need the rest), each
-# with its flags in AL_A and AL_B (2026-11-27's defaults below; change them, not the script):
-#   al    core-set against random, seed 15: the CPU runs' 1,200 steps, batches of 32 (not 16)
-#   alfm  FixMatch at 5% labels against supervised-only, trained twice as long (40 epochs)
-# AL_EXTRA is appended to both (a rehearsal on the CPU passes tiny sizes; the last flag wins).
+# with its flags in AL_A, AL_B, AL_C and AL_D (an empty one is not run; change them, not the
+# script). The defaults (2026-11-27, fourth GPU session) measure FixMatch at 5% labels with an
+# averaged teacher against plain FixMatch, each with its supervised-only start, seeds 16 and 18:
+#   al_a  seed 16, --teacher-ema 0.99     al_b  seed 16, plain
+#   al_c  seed 18, --teacher-ema 0.99     al_d  seed 18, plain
+# AL_EXTRA is appended to each (a rehearsal on the CPU passes tiny sizes; the last flag wins).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-6}  # the runs need ~2.5 more minutes: data first, scoring last
@@ -26,8 +28,11 @@ LIMIT=${LIMIT:-555}          # seconds: the training runs are cut here whatever 
 AL_LIMIT=${AL_LIMIT:-540}
 DEVICE=${DEVICE:-cuda}
 AL_EXTRA=${AL_EXTRA:-}
-AL_A=${AL_A:---seed 15 --strategies coreset,random --ladder 0.05,0.1,0.15,0.25}
-AL_B=${AL_B:---seed 11 --strategies random --ladder 0.05 --epochs 40}
+FM="--strategies random --ladder 0.05"  # the 5% start and FixMatch only: no strategy rounds
+AL_A=${AL_A-$FM --seed 16 --teacher-ema 0.99}
+AL_B=${AL_B-$FM --seed 16}
+AL_C=${AL_C-$FM --seed 18 --teacher-ema 0.99}
+AL_D=${AL_D-$FM --seed 18}
 DEST=${OUT:-out/device}
 RUNS=${RUNS:-/tmp/runs}
 mkdir -p "$DEST" "$RUNS"
@@ -37,23 +42,30 @@ export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"; } \
   > "$RUNS/env.txt" 2>&1
+echo "training: INIT=${INIT:-} LR=${LR:-2e-3} MINUTES=$MINUTES" >> "$RUNS/env.txt"
 # A run cut short by AL_LIMIT still leaves <out>/al_simulation.partial.json (what it finished).
 sim=(python3 bench/al_simulation.py --device "$DEVICE" --threads 1 --batch-size 32)
-# shellcheck disable=SC2086  # AL_A, AL_B and AL_EXTRA are lists of flags
-timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/al" $AL_A $AL_EXTRA > "$RUNS/al.json" 2> "$RUNS/al.log" &
-al=$!
-# shellcheck disable=SC2086
-timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/alfm" $AL_B $AL_EXTRA > "$RUNS/alfm.json" \
-  2> "$RUNS/alfm.log" &
-alfm=$!
+sims=() pids=()
+for name in al_a al_b al_c al_d; do
+  var=${name^^}
+  flags=${!var}
+  [ -n "$flags" ] || continue
+  # shellcheck disable=SC2086  # the flags are lists
+  timeout "$AL_LIMIT" "${sim[@]}" --out "$RUNS/$name" $flags $AL_EXTRA > "$RUNS/$name.json" \
+    2> "$RUNS/$name.log" &
+  sims+=("$name") pids+=($!)
+  echo "$name: $flags $AL_EXTRA" >> "$RUNS/env.txt"
+done
 NPZ=.gpu/wm811k_dev.npz OUT="$RUNS" DEVICE="$DEVICE" MINUTES="$MINUTES" WORKERS=5 PY=python3 \
   timeout "$LIMIT" bash scripts/train_default_model.sh
-wait "$al" "$alfm"
+[ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
 for run in full fold0 fold1; do
   cp "$RUNS/$run/best_model.pt" "$DEST/$run.pt" 2>/dev/null || echo "no model from $run"
 done
-tar -C "$RUNS" -czf "$DEST/runs.tar.gz" env.txt al.json al.log al alfm.json alfm.log alfm \
+logs=()
+for name in "${sims[@]}"; do logs+=("$name.json" "$name.log" "$name"); done
+tar -C "$RUNS" -czf "$DEST/runs.tar.gz" env.txt "${logs[@]}" \
   full.log fold0.log fold1.log full/metrics.jsonl fold0/metrics.jsonl fold1/metrics.jsonl \
   full/summary.json fold0/summary.json fold1/summary.json 2>/dev/null
 ls -la "$DEST"
-tail -n 4 "$RUNS/al.log" "$RUNS/alfm.log"
+for name in "${sims[@]}"; do tail -n 3 "$RUNS/$name.log"; done

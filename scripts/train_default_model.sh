@@ -9,7 +9,7 @@
 # fold 0, fold1 on fold 1), never the full model on wafers it trained on.
 #
 #   NPZ=../shared/data/wm811k/wm811k_dev.npz OUT=out/default bash scripts/train_default_model.sh
-# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY, INIT.
+# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY, INIT, LR.
 # INIT=resources/models continues the shipped runs: full from INIT/waferseg-default.onnx, each
 # fold from its own INIT/cv/fold<k>.onnx (never from full: the fold would have seen its lots).
 # Afterwards, on any machine with the train extra: scripts/finish_default_model.sh exports,
@@ -22,12 +22,13 @@ SYNTH=${SYNTH:-30000}
 EPOCHS=${EPOCHS:-40}
 EPOCH_SIZE=${EPOCH_SIZE:-20000}
 MINUTES=${MINUTES:-5}
+LR=${LR:-2e-3}  # the peak of the cosine schedule (a continuation from INIT may start lower)
 WORKERS=${WORKERS:-5}
 DEVICE=${DEVICE:-auto}
 PY=${PY:-.venv/bin/python}
 export NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 common=(--synth "$SYNTH" --synth-seed 1000 --mixed 0.15 --real-npz "$NPZ" --arch resnet18-w0.5
-        --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --batch-size 64 --lr 2e-3 --seed 0
+        --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --batch-size 64 --lr "$LR" --seed 0
         --max-minutes "$MINUTES" --workers "$WORKERS" --device "$DEVICE" --no-export)
 INIT=${INIT:-}
 if [ -n "$INIT" ]; then
