@@ -118,7 +118,8 @@ def test_the_predictor_decides_with_the_offsets_its_model_carries(tmp_path):
     path = tmp_path / "m.onnx"
     shutil.copy(DEFAULT_MODEL, path)
     set_metadata(path, {OFFSETS_KEY: "{}"})
-    wafers = [generate_wafer(5, i).wafer for i in range(40)]
+    # Mixed-type wafers: their masks show several patterns whatever the model's errors.
+    wafers = [generate_wafer(5, i, mixed=1.0).wafer for i in range(40)]
     plain = Predictor(path).predict(wafers)
     # A large offset for one class makes it the pattern wherever the mask offers it.
     offered = [n for r in plain for n, d in r.class_dies.items() if d >= 2 and n != r.pattern]
