@@ -18,6 +18,7 @@ from waferseg_core.ml.al_sim import (
     _reach,
     combine,
     label_mix,
+    labelled_sets,
     pretrain,
     real_data,
     simulate,
@@ -115,6 +116,30 @@ def test_micro_simulation_runs_every_round(tmp_path):
     assert res["fixmatch"]["labels"] == 0.25
     assert {"supervised_miou", "fixmatch_miou"} <= set(res["fixmatch"])
     assert any("bald: 6 labels" in m for m in logs)
+
+
+def test_fixmatch_labels_above_the_first_rung_take_that_many_wafers(tmp_path):
+    start, fix = labelled_sets(100, 5, 0.12, seed=3)
+    assert len(start) == 5 and len(fix) == 12 and fix[:5] == start  # the start, and then more
+    assert len(set(fix)) == 12
+    assert labelled_sets(100, 5, 0.05, seed=3) == (start, start)  # the same share: the start
+    few_start, few = labelled_sets(10, 3, 0.0001, seed=3)
+    assert few == few_start[:2]  # never fewer than 2
+    cfg = SimConfig(
+        pool=12,
+        test=4,
+        ladder=(0.25,),
+        strategies=("random",),
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=4,
+        fixmatch_labels=0.5,
+    )
+    logs: list[str] = []
+    res = simulate(cfg, tmp_path, logs.append)
+    # 6 labelled wafers, not the start's 3: the supervised side is refit on them.
+    assert res["fixmatch"]["labels"] == 0.5 and (tmp_path / "fix-sup").exists()
+    assert any("fixmatch at 6 labels" in m for m in logs)
 
 
 def test_real_wafer_simulation_reveals_labels_and_scores_macro_f1(tmp_path, wm811k_npz):

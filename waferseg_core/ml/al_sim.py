@@ -233,6 +233,19 @@ def real_data(
     return SimData(pool, test, _small(base, cfg.seed + 104729, cfg.max_dies_across), "macro_f1")
 
 
+def labelled_sets(
+    n_pool: int, n_start: int, fixmatch_labels: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """The shared start's pool indices and FixMatch's labelled ones.
+
+    Both are heads of one random order of the pool, so the smaller is part of the larger and
+    a FixMatch share equal to the first rung is exactly the start (whose model is reused).
+    """
+    order = np.random.default_rng(seed).permutation(n_pool).tolist()
+    n_fix = min(n_pool, max(2, round(fixmatch_labels * n_pool)))
+    return order[:n_start], order[:n_fix]
+
+
 def _score(
     model: torch.nn.Module, test: Sequence[Sample], device: torch.device, metric: str
 ) -> float:
@@ -278,7 +291,7 @@ def simulate(
     }
     progress(result)
     n0 = max(2, round(cfg.ladder[0] * n_pool))
-    start = np.random.default_rng(cfg.seed).permutation(n_pool)[:n0].tolist()
+    start, fix_labelled = labelled_sets(n_pool, n0, cfg.fixmatch_labels, cfg.seed)
 
     def rest_of(chosen: list[int]) -> list[Sample]:
         return _unlabelled(pool, chosen) if cfg.semi else []
@@ -288,11 +301,11 @@ def simulate(
     first_score = _score(first, test, device, metric)
     if cfg.fixmatch_labels > 0 and not cfg.semi:  # semi: every round has the unlabelled rest
         # Before the strategies: two fits, where a run cut short by a time limit still gets it.
-        n_fix = max(2, round(cfg.fixmatch_labels * n_pool))
-        few = [pool[i] for i in start[:n_fix]]
+        n_fix = len(fix_labelled)
+        few = [pool[i] for i in fix_labelled]
         # The whole shared start (5% both by default) is the start's model, not a refit.
-        sup = first_score if len(few) == len(start) else fit(few, "fix-sup")
-        fix = fit(few, "fix-fm", unlabeled=_unlabelled(pool, start[:n_fix]))
+        sup = first_score if fix_labelled == start else fit(few, "fix-sup")
+        fix = fit(few, "fix-fm", unlabeled=_unlabelled(pool, fix_labelled))
         log(f"fixmatch at {n_fix} labels: supervised {sup:.4f}, fixmatch {fix:.4f}")
         result["fixmatch"] = {
             "labels": round(n_fix / n_pool, 4),
