@@ -54,7 +54,8 @@ def plot(result: dict, path: Path) -> None:
     short = _short(result)
     kind = "synthetic" if short == "miou" else "real WM-811K"
     runs = f", mean of {result['runs']} runs (bars: ±1 sd)" if "runs" in result else ""
-    w = pg.PlotWidget(title=f"Active learning on {result['pool']} {kind} wafers{runs}")
+    semi = " with FixMatch in every round" if result.get("semi_supervised") else ""
+    w = pg.PlotWidget(title=f"Active learning on {result['pool']} {kind} wafers{semi}{runs}")
     w.resize(900, 600)
     w.addLegend(offset=(-10, 10))
     colours = ["#888888", "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4"]

@@ -71,6 +71,11 @@ def test_combine_reads_the_target_from_the_mean_curve():
     assert res["fixmatch"]["fixmatch_miou"] == 0.2
     with pytest.raises(ValueError, match="expected results of the same metric, pool"):
         combine([a, {**b, "pool": 90}])
+    with pytest.raises(ValueError, match="FixMatch rounds"):
+        combine([a, {**b, "semi_supervised": True}])
+    assert "semi_supervised" not in res
+    semi = combine([{**a, "semi_supervised": True}, {**b, "semi_supervised": True}])
+    assert semi["semi_supervised"] is True
     brief = {"pool": 100, "strategies": {"random": {"labels_to_95pct": 0.1}}}
     with pytest.raises(ValueError, match="expected full simulation results"):
         combine([a, brief])

@@ -383,13 +383,16 @@ def combine(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     def shape(r: dict[str, Any]) -> tuple[Any, ...]:
         ladders = {k: [p[0] for p in v["curve"]] for k, v in r["strategies"].items()}
-        return r.get("metric", "mean_iou"), r["pool"], json.dumps(ladders, sort_keys=True)
+        # Rounds with FixMatch (--semi) and without are different experiments: never averaged.
+        semi = bool(r.get("semi_supervised"))
+        return r.get("metric", "mean_iou"), r["pool"], semi, json.dumps(ladders, sort_keys=True)
 
     for r in results[1:]:
         if shape(r) != shape(first):
             raise ValueError(
-                "expected results of the same metric, pool, strategies and ladder, found "
-                f"{shape(first)[:2]} and {shape(r)[:2]} (or different strategies or rungs)"
+                "expected results of the same metric, pool, FixMatch rounds, strategies and "
+                f"ladder, found {shape(first)[:3]} and {shape(r)[:3]} (or different strategies "
+                "or rungs)"
             )
     fulls = [float(r[f"full_{short}"]) for r in results]
     full = float(np.mean(fulls))
@@ -412,6 +415,7 @@ def combine(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         f"full_{short}": round(full, 4),
         f"full_{short}_per_run": fulls,
         "strategies": strategies,
+        **({"semi_supervised": True} if first.get("semi_supervised") else {}),
     }
     fix = [r["fixmatch"] for r in results if "fixmatch" in r]
     if fix:
