@@ -36,7 +36,7 @@ from waferseg_core.coarse import interpolate, view
 from waferseg_core.decision import OFFSETS_KEY, choose_pattern, parse_offsets
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.modelio import encode, padded_size
-from waferseg_core.patterns import class_die_counts, patterns_from_mask
+from waferseg_core.patterns import class_die_counts, patterns_from_counts
 from waferseg_core.wafer import WaferMap
 
 INT8 = ".int8.onnx"  # a model's static int8 version sits beside it: X.onnx -> X.int8.onnx
@@ -131,12 +131,22 @@ def decide_pattern(
 ) -> tuple[str, list[str]]:
     """(pattern, patterns) from a predicted mask and the wafer head's label probabilities."""
     counts = class_die_counts(mask, grid)
+    return decide_from_counts(counts, int(np.count_nonzero(grid)), wafer_probs, offsets)
+
+
+def decide_from_counts(
+    counts: Sequence[int],
+    wafer_dies: int,
+    wafer_probs: npt.NDArray[np.float32],
+    offsets: Mapping[str, float] | None = None,
+) -> tuple[str, list[str]]:
+    """``decide_pattern`` from the mask's dies per class id and the wafer's die count."""
     dies = {CLASSES[i].name: counts[i] for i in range(1, len(counts))}
     probs = {name: float(p) for name, p in zip(WAFER_LABELS, wafer_probs, strict=False)}
     best = choose_pattern(dies, probs, offsets)
     if best == NONE_PATTERN:
         return NONE_PATTERN, []
-    listed = patterns_from_mask(mask, grid)
+    listed = patterns_from_counts(counts, wafer_dies)
     if best not in listed:
         listed = [best, *listed]
     return best, listed
@@ -289,8 +299,8 @@ class Predictor:
         pmax[~on] = 0
         ent[~on] = 0
         wafer_probs = _sigmoid(wafer_logits)
-        pattern, patterns = decide_pattern(mask, w.grid, wafer_probs, self.offsets)
         counts = class_die_counts(mask, w.grid)
+        pattern, patterns = decide_from_counts(counts, int(on.sum()), wafer_probs, self.offsets)
         return Prediction(
             mask=mask,
             probability=pmax,

@@ -8,6 +8,8 @@ dies first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -34,9 +36,26 @@ def patterns_from_mask(
     min_fraction: float = MIN_FRACTION,
 ) -> list[str]:
     """Names of the classes present on the wafer, most dies first (empty: none)."""
-    counts = class_die_counts(mask, grid)
-    total = max(1, int(np.count_nonzero(grid)))
-    need = max(min_dies, min_fraction * total)
+    return patterns_from_counts(
+        class_die_counts(mask, grid),
+        int(np.count_nonzero(grid)),
+        min_dies=min_dies,
+        min_fraction=min_fraction,
+    )
+
+
+def patterns_from_counts(
+    counts: Sequence[int],
+    wafer_dies: int,
+    *,
+    min_dies: int = MIN_DIES,
+    min_fraction: float = MIN_FRACTION,
+) -> list[str]:
+    """``patterns_from_mask`` from dies per class id and the wafer's die count.
+
+    For a caller that has the counts already (the inference engine counts once per wafer).
+    """
+    need = max(min_dies, min_fraction * max(1, wafer_dies))
     present = [(n, i) for i, n in enumerate(counts) if i > 0 and n >= need]
     present.sort(key=lambda t: (-t[0], t[1]))
     return [CLASSES[i].name for _, i in present]

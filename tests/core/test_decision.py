@@ -108,7 +108,7 @@ def test_tuning_corrects_a_head_that_favours_one_class_and_leaves_a_right_one_al
 
 
 def test_the_predictor_decides_with_the_offsets_its_model_carries(tmp_path):
-    from waferseg_core.inference import DEFAULT_MODEL, Predictor
+    from waferseg_core.inference import DEFAULT_MODEL, Predictor, decide_pattern
     from waferseg_core.ml.export import set_metadata
     from waferseg_core.synth import generate_wafer
 
@@ -121,6 +121,10 @@ def test_the_predictor_decides_with_the_offsets_its_model_carries(tmp_path):
     # Mixed-type wafers: their masks show several patterns whatever the model's errors.
     wafers = [generate_wafer(5, i, mixed=1.0).wafer for i in range(40)]
     plain = Predictor(path).predict(wafers)
+    # The engine decides from its one count of the mask as decide_pattern does from the mask.
+    for w, r in zip(wafers, plain, strict=True):
+        probs = np.array([r.wafer_probs[n] for n in WAFER_LABELS], dtype=np.float32)
+        assert decide_pattern(r.mask, w.grid, probs, {}) == (r.pattern, r.patterns)
     # A large offset for one class makes it the pattern wherever the mask offers it.
     offered = [n for r in plain for n, d in r.class_dies.items() if d >= 2 and n != r.pattern]
     target = max(set(offered), key=offered.count)
