@@ -42,7 +42,15 @@ export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"; } \
   > "$RUNS/env.txt" 2>&1
-echo "training: INIT=${INIT:-} LR=${LR:-2e-3} MINUTES=$MINUTES" >> "$RUNS/env.txt"
+echo "training: INIT=${INIT:-} LR=${LR:-2e-3} MINUTES=$MINUTES BATCH=${BATCH:-64}" >> "$RUNS/env.txt"
+# THROUGHPUT="64 128 256": first measure what sets the training's pace at those batch sizes
+# (bench/train_throughput.py, about a minute; the training then has that much less time).
+if [ -n "${THROUGHPUT:-}" ]; then
+  # shellcheck disable=SC2086  # the batch sizes are a list
+  python3 bench/train_throughput.py --device "$DEVICE" --batch-sizes $THROUGHPUT \
+    > "$RUNS/throughput.json" 2> "$RUNS/throughput.log"
+  cat "$RUNS/throughput.json"
+fi
 # A run cut short by AL_LIMIT still leaves <out>/al_simulation.partial.json (what it finished).
 sim=(python3 bench/al_simulation.py --device "$DEVICE" --threads 1 --batch-size 32)
 sims=() pids=()
@@ -64,7 +72,7 @@ for run in full fold0 fold1; do
 done
 logs=()
 for name in "${sims[@]}"; do logs+=("$name.json" "$name.log" "$name"); done
-tar -C "$RUNS" -czf "$DEST/runs.tar.gz" env.txt "${logs[@]}" \
+tar -C "$RUNS" -czf "$DEST/runs.tar.gz" env.txt throughput.json throughput.log "${logs[@]}" \
   full.log fold0.log fold1.log full/metrics.jsonl fold0/metrics.jsonl fold1/metrics.jsonl \
   full/summary.json fold0/summary.json fold1/summary.json 2>/dev/null
 ls -la "$DEST"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the shipped default model: how resources/models/waferseg-default.onnx was made.
 #
-# Three runs side by side (one GPU is plenty; data preparation is the bottleneck):
+# Three runs side by side on one GPU:
 #   full   synthetic wafers + every real WM-811K dev wafer's label  -> the shipped model
 #   fold0  the same, with the real lots of fold 0 held out          -> scored on fold 0
 #   fold1  the same, with the real lots of fold 1 held out          -> scored on fold 1
@@ -9,7 +9,7 @@
 # fold 0, fold1 on fold 1), never the full model on wafers it trained on.
 #
 #   NPZ=../shared/data/wm811k/wm811k_dev.npz OUT=out/default bash scripts/train_default_model.sh
-# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY, INIT, LR.
+# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY, INIT, LR, BATCH.
 # INIT=resources/models continues the shipped runs: full from INIT/waferseg-default.onnx, each
 # fold from its own INIT/cv/fold<k>.onnx (never from full: the fold would have seen its lots).
 # Afterwards, on any machine with the train extra: scripts/finish_default_model.sh exports,
@@ -24,11 +24,12 @@ EPOCH_SIZE=${EPOCH_SIZE:-20000}
 MINUTES=${MINUTES:-5}
 LR=${LR:-2e-3}  # the peak of the cosine schedule (a continuation from INIT may start lower)
 WORKERS=${WORKERS:-5}
+BATCH=${BATCH:-64}  # wafers per step (bench/train_throughput.py: does a larger one go faster?)
 DEVICE=${DEVICE:-auto}
 PY=${PY:-.venv/bin/python}
 export NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 common=(--synth "$SYNTH" --synth-seed 1000 --mixed 0.15 --real-npz "$NPZ" --arch resnet18-w0.5
-        --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --batch-size 64 --lr "$LR" --seed 0
+        --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --batch-size "$BATCH" --lr "$LR" --seed 0
         --max-minutes "$MINUTES" --workers "$WORKERS" --device "$DEVICE" --no-export)
 INIT=${INIT:-}
 if [ -n "$INIT" ]; then

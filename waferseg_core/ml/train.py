@@ -181,9 +181,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _arrays(
+def batch_arrays(
     samples: Sequence[Sample], idx: list[int], aug: Augment | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs, die targets and wafer labels of the samples ``idx``, padded to their bucket."""
     size = max(bucket_of(samples[i]) for i in idx)
     xs, ys = zip(*(to_arrays(samples[i], size, aug) for i in idx), strict=True)
     labels = np.stack([samples[i].labels for i in idx])
@@ -193,8 +194,59 @@ def _arrays(
 def _batch(
     samples: Sequence[Sample], idx: list[int], aug: Augment | None, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x, y, labels = _arrays(samples, idx, aug)
+    x, y, labels = batch_arrays(samples, idx, aug)
     return x.to(device), y.to(device), labels.to(device)
+
+
+def autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """Mixed precision for a training step: bf16 on CUDA (no loss scaling needed), else off."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, or SGD with Nesterov momentum, at the configured rate and weight decay."""
+    params = model.parameters()
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True
+    )
+
+
+def supervised_loss(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    weight: torch.Tensor | None,
+) -> torch.Tensor:
+    """A batch's labelled loss: per-die focal + Dice, wafer-label BCE, MIL on mask-less wafers."""
+    seg, wafer, _ = model(x)
+    loss = combined_loss(seg, y, dice_weight=cfg.dice_weight, gamma=cfg.gamma, weight=weight)
+    loss = loss + cfg.wafer_weight * wafer_loss(wafer, labels)
+    weak = ~(y != IGNORE).flatten(1).any(1)  # wafers with a label but no mask
+    if weak.any() and cfg.mil_weight:
+        on = (x[weak, 0] < 0.5).float()
+        loss = loss + cfg.mil_weight * mil_loss(seg[weak], labels[weak], on)
+    return loss
+
+
+def optimizer_step(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss: torch.Tensor,
+    clip: float,
+) -> None:
+    """Backward, gradient clipping and one optimizer step (through the AMP scaler)."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+    scaler.unscale_(opt)
+    nn.utils.clip_grad_norm_(model.parameters(), clip)
+    scaler.step(opt)
+    scaler.update()
 
 
 class _Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
@@ -211,7 +263,7 @@ class _Batches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor, torch.
         if self.aug is None:  # one augmenter per worker process, seeded apart
             info = torch.utils.data.get_worker_info()
             self.aug = Augment(self.seed * 1000 + (info.id if info else 0))
-        return _arrays(self.samples, self.plan[k], self.aug)
+        return batch_arrays(self.samples, self.plan[k], self.aug)
 
 
 def fixmatch_loss(
@@ -345,14 +397,7 @@ def train(
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     model = create_model(cfg.arch, dropout=cfg.dropout).to(device)
-    params = model.parameters()
-    opt: torch.optim.Optimizer = (
-        torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        if cfg.optimizer == "adamw"
-        else torch.optim.SGD(
-            params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, nesterov=True
-        )
-    )
+    opt = make_optimizer(model, cfg)
     sched: Any = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
         if cfg.schedule == "cosine"
@@ -380,7 +425,7 @@ def train(
     elif cfg.init:
         # An ONNX start centres its batch norms on the first training wafers (as they are).
         first = list(range(min(32, len(train_set))))
-        cal = _arrays(train_set, first, None)[0] if first else None
+        cal = batch_arrays(train_set, first, None)[0] if first else None
         model.load_state_dict(initial_weights(cfg.init, cfg.arch, device, cal))
     warmup = cfg.warmup_steps if start == 0 else 0  # a resumed run has its moments already
     # The averaged teacher starts from the weights the run starts from (a resumed run's too:
@@ -436,20 +481,8 @@ def train(
                     group["lr"] = lr * ramp
             step += 1
             x, y, labels = (t.to(device, non_blocking=True) for t in (x, y, labels))
-            with torch.autocast(
-                device.type,
-                dtype=torch.bfloat16 if device.type == "cuda" else torch.float32,
-                enabled=use_amp,
-            ):
-                seg, wafer, _ = model(x)
-                loss = combined_loss(
-                    seg, y, dice_weight=cfg.dice_weight, gamma=cfg.gamma, weight=weight
-                )
-                loss = loss + cfg.wafer_weight * wafer_loss(wafer, labels)
-                weak = ~(y != IGNORE).flatten(1).any(1)  # wafers with a label but no mask
-                if weak.any() and cfg.mil_weight:
-                    on = (x[weak, 0] < 0.5).float()
-                    loss = loss + cfg.mil_weight * mil_loss(seg[weak], labels[weak], on)
+            with autocast(device, use_amp):
+                loss = supervised_loss(model, x, y, labels, cfg, weight)
                 sup_total += float(loss.detach()) * len(x)
                 if views is not None:
                     pick = rng.choice(len(unlabeled), size=min(len(x), len(unlabeled)))
@@ -467,12 +500,7 @@ def train(
                     u_total += float(u_loss.detach())
                     kept_total += kept
                     u_steps += 1
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            scaler.step(opt)
-            scaler.update()
+            optimizer_step(model, opt, scaler, loss, cfg.clip)
             if teacher is not None:
                 _follow(teacher, model, cfg.teacher_ema)
             total += float(loss.detach()) * len(x)
