@@ -43,7 +43,7 @@ export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"; } \
   > "$RUNS/env.txt" 2>&1
 echo "training: INIT=${INIT:-} LR=${LR:-2e-3} MINUTES=$MINUTES BATCH=${BATCH:-64}" >> "$RUNS/env.txt"
-# THROUGHPUT="64 128 256": first measure what sets the training's pace at those batch sizes
+# THROUGHPUT="128 256 512": first measure what sets the training's pace at those batch sizes
 # (bench/train_throughput.py, about a minute; the training then has that much less time).
 if [ -n "${THROUGHPUT:-}" ]; then
   # shellcheck disable=SC2086  # the batch sizes are a list

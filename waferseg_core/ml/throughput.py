@@ -57,9 +57,9 @@ def step_rate(
 ) -> dict[str, float]:
     """Training wafers per second over ``steps`` optimizer steps of ``cfg.batch_size``.
 
-    The batches are built and moved to the device before the clock starts, so only the step
-    counts: forward, loss, backward, clipping, the update, and the host read of each step's loss
-    that the training loop makes.
+    The batches are built and moved to the device before the clock starts, and every input
+    shape has had a step, so only the steady step counts: forward, loss, backward, clipping,
+    the update, and the host read of each step's loss that the training loop makes.
     """
     model = create_model(cfg.arch, dropout=cfg.dropout).to(device).train()
     opt = make_optimizer(model, cfg)
@@ -79,7 +79,12 @@ def step_rate(
         float(loss.detach())
         optimizer_step(model, opt, scaler, loss, cfg.clip)
 
-    for batch in built[:warm]:
+    # Warm up on every input shape the timed steps will meet as well: a shape's first step
+    # loads and picks its kernels, which a long training run pays once, not per batch size.
+    first_of_shape: dict[tuple[int, ...], Batch] = {}
+    for batch in built:
+        first_of_shape.setdefault(tuple(batch[0].shape), batch)
+    for batch in [*built[:warm], *first_of_shape.values()]:
         step(batch)
     _sync(device)
     t0 = time.perf_counter()
