@@ -199,7 +199,7 @@ def _batch(
 
 
 def autocast(device: torch.device, enabled: bool) -> torch.autocast:
-    """Mixed precision for a training step: bf16 on CUDA (no loss scaling needed), else off."""
+    """Mixed precision for a training step: bf16 on CUDA when enabled, full precision elsewhere."""
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     return torch.autocast(device.type, dtype=dtype, enabled=enabled)
 
