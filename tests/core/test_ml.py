@@ -219,6 +219,8 @@ def test_init_starts_from_a_checkpoint_and_refuses_a_mismatch(tmp_path, samples)
         (".onnx", "expected an ONNX model exported by waferseg"),  # ml/from_onnx.py
     ],
 )
+# Garbage that starts like a pickle of an odd protocol makes torch warn before it fails.
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 @settings(max_examples=25, deadline=None)
 @given(st.binary(max_size=2000))
 def test_init_from_garbage_is_a_one_line_error(tmp_path_factory, suffix, expected, data):
