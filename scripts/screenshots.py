@@ -1,4 +1,4 @@
-"""Screenshots of the review, dashboard, active-learning, similar-wafers and training windows.
+"""Screenshots of the main, review, dashboard, active-learning, similar-wafers and training windows.
 
     QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshots.py docs/img
     xvfb-run -a .venv/bin/python scripts/screenshots.py docs/img       # the same under X
@@ -83,13 +83,27 @@ def _scale_comparison():  # type: ignore[no-untyped-def]
     return panel
 
 
-def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-untyped-def]
-    """The main window on a lot of one 200+-die wafer, predicted: the panel names the blocks."""
+def _main_window(store, admin, predictor, tmp: Path, app, lot: str):  # type: ignore[no-untyped-def]
+    """The main window on ``lot``, once the lot is predicted."""
     import time
 
     from PySide6.QtCore import QSettings
 
     from app.main_window import MainWindow
+
+    settings = QSettings(str(tmp / f"shots-{lot}.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(store, admin, predictor, settings)
+    win.refresh_lots()
+    win.lot_box.setCurrentText(lot)
+    until = time.monotonic() + 60
+    while not win.predictions and time.monotonic() < until:
+        app.processEvents()
+        time.sleep(0.02)
+    return win
+
+
+def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-untyped-def]
+    """The main window on a lot of one 200+-die wafer, predicted: the panel names the blocks."""
     from waferseg_core.synth import generate_wafer
 
     big = next(
@@ -98,14 +112,7 @@ def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignor
         if max((sw := generate_wafer(4, i)).wafer.shape) > 200 and sw.mask.any()
     )
     store.import_lot(admin, "LOT-300MM", [big])
-    settings = QSettings(str(tmp / "shots.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(store, admin, predictor, settings)
-    win.refresh_lots()
-    win.lot_box.setCurrentText("LOT-300MM")
-    until = time.monotonic() + 60
-    while not win.predictions and time.monotonic() < until:
-        app.processEvents()
-        time.sleep(0.02)
+    win = _main_window(store, admin, predictor, tmp, app, "LOT-300MM")
     win.show_prediction.setChecked(True)
     return win
 
@@ -215,6 +222,17 @@ def main() -> None:
         "large-wafer-blocks.png",
         (1400, 850),
     )
+    # The demo lot, worst first: a mixed Donut + Edge-Loc wafer with its annotations, the
+    # model's reading of a scratch wafer, and its uncertainty on the mixed wafer.
+    demo = _main_window(store, admin, predictor, tmp, app, "demo-lot")
+    demo.select_wafer("22")
+    shot(demo, "main-window.png", (1280, 820))
+    demo.select_wafer("3")
+    demo.show_prediction.setChecked(True)
+    shot(demo, "prediction-overlay.png", (1280, 820))
+    demo.select_wafer("22")
+    demo.show_entropy.setChecked(True)
+    shot(demo, "entropy-heatmap.png", (1280, 820))
     store.close()
 
 
