@@ -44,12 +44,13 @@ def main() -> None:
         raise SystemExit(
             f"expected a torch device such as cpu, cuda or cuda:1, found {args.device!r}"
         ) from None
+    sizes = sorted(set(args.batch_sizes))  # smallest first: the last ratio compares the ends
     try:
         samples = synth_samples(args.count, 1000, 0.15)
-        build = build_rate(samples, args.batch_sizes[0], args.seconds)
+        build = build_rate(samples, sizes[0], args.seconds)
         steps = [
             step_rate(samples, TrainConfig(arch=args.arch, batch_size=b), device, args.steps)
-            for b in args.batch_sizes
+            for b in sizes
         ]
     except InvalidInputError as e:
         raise SystemExit(str(e)) from None

@@ -36,11 +36,11 @@ def test_both_rates_are_measured_on_the_training_loops_batches():
 
 def test_the_bench_reports_rates_and_the_ratios_they_make():
     tiny = ("--arch", TINY, "--count", "30", "--steps", "2", "--seconds", "0.2", "--workers", "3")
-    proc = _bench(*tiny, "--batch-sizes", "4", "8", "--device", "cpu")
+    proc = _bench(*tiny, "--batch-sizes", "8", "4", "8", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["device"] == "cpu" and out["arch"] == TINY
-    assert [s["batch_size"] for s in out["steps"]] == [4, 8]
+    assert [s["batch_size"] for s in out["steps"]] == [4, 8]  # each once, smallest first
     rates = [s["wafers_per_s"] for s in out["steps"]]
     build = out["build_wafers_per_s_per_process"]
     assert out["workers_over_fastest_step"] == pytest.approx(3 * build / max(rates), rel=0.02)
