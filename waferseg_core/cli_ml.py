@@ -220,6 +220,14 @@ def _add_views(p: argparse.ArgumentParser) -> None:
         help="average over 1, 2, 4 or 8 flipped and turned views of each wafer "
         "(that many times the time; waferseg_core/views.py)",
     )
+    p.add_argument(
+        "--phases",
+        type=int,
+        default=1,
+        help="on wafers seen in blocks (over 96 dies across), average over 1, 2 or 4 block "
+        "grids moved by half a block: finer outlines for that many times their time "
+        "(waferseg_core/coarse.py)",
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -233,10 +241,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise InvalidInputError("expected --coco FILE and/or --npz FILE")
     if args.void_outline < 0:
         raise InvalidInputError(f"--void-outline must be 0 or more dies, found {args.void_outline}")
-    pred = Predictor(args.model, views=args.views)
+    pred = Predictor(args.model, views=args.views, phases=args.phases)
     report: dict[str, Any] = {"model": str(args.model), "model_hash": pred.hash}
     if args.views > 1:
         report["views"] = args.views
+    if args.phases > 1:
+        report["phases"] = args.phases
     if args.coco:
         items = load(args.coco)
         results = pred.predict([cw.wafer for cw in items])
@@ -284,18 +294,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if bool(args.files) == bool(args.lot):
         raise InvalidInputError("predict needs FILE... or --lot NAME (one of the two)")
-    if args.lot and args.views != 1:
-        # The store caches one prediction per wafer and model, made from one view.
-        raise InvalidInputError(
-            f"--views with --lot: expected 1 (stored predictions), found {args.views}"
-        )
+    for name in ("views", "phases"):
+        # The store caches one prediction per wafer and model, made from one view and phase.
+        if args.lot and getattr(args, name) != 1:
+            raise InvalidInputError(
+                f"--{name} with --lot: expected 1 (stored predictions), found {getattr(args, name)}"
+            )
     out_dir = Path(args.masks_out) if args.masks_out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     if args.lot:
         rows = _predict_lot(args)
     else:
-        pred = Predictor(args.model, views=args.views)
+        pred = Predictor(args.model, views=args.views, phases=args.phases)
         maps = [(Path(f), m) for f in args.files for m in read(f)]
         per_file: dict[Path, int] = {}
         for f, _ in maps:
@@ -443,15 +454,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _large_wafer_ms(pred: Any) -> dict[str, Any]:
     """End-to-end predict of one wafer 200+ dies across: coarse scale against full scale."""
     from waferseg_core import coarse
+    from waferseg_core.inference import Predictor
     from waferseg_core.synth import first_sized
 
     big = first_sized(77, over=200, limit=500).wafer
     coarse_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
+    four = Predictor(pred.path, phases=4)  # --phases 4
+    phases_ms = statistics.median(_uncached_ms(four, [big]) for _ in range(3))
     with coarse.constants(max_side=0):  # the model on every die, as before the coarse scale
         full_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
     return {
         "large_wafer_dies": f"{big.rows}x{big.cols}",
         "large_wafer_coarse_ms": round(coarse_ms, 2),
+        "large_wafer_coarse_phases4_ms": round(phases_ms, 2),
         "large_wafer_full_scale_ms": round(full_ms, 2),
         "large_wafer_speedup": round(full_ms / coarse_ms, 2),
     }

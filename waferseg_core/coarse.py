@@ -21,6 +21,14 @@ three quarters of failing cells, which the model read as Near-full; the ramp kee
 fail density about what it was, as a small wafer with the same pattern would show it, and
 still drops the lone fails of a clean wafer. The constants were chosen on synthetic validation
 wafers (seeds 996-998; ``bench/coarse_scale.py``), not on the model card's test set.
+
+A block grid puts every outline on its own block edges, give or take the interpolation. Seen
+through several *phases* (the block grid moved by half a block down, right, or both: the wafer
+padded with that many rows and columns of no die before it is reduced) and with the class
+probabilities averaged over them, a wafer's outlines fall between the phases' block edges
+(``Predictor(phases=N)``, ``phase_shifts``). On the 129 validation wafers of seed 996 over 96
+dies across (shipped int8 model) mean IoU 0.888 with one phase, 0.894 with 2, 0.898 with 4, and
+0.900 with all k x k shifts; 4 is offered as the most.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.classes import NUM_CLASSES, PRIORITY
+from waferseg_core.errors import InvalidInputError
 
 MAX_SIDE = 96
 RAMP = (0.25, 0.65)
@@ -52,6 +61,40 @@ def view(grid: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], int]:
     """The grid the model sees, and its reduction factor (the grid itself and 1 when small)."""
     k = factor(grid.shape)
     return coarsen(grid, k), k
+
+
+PHASES = (1, 2, 4)
+
+
+def check_phases(phases: int) -> int:
+    """``phases`` if it is a count offered.
+
+    Raises:
+        InvalidInputError: Any other number.
+    """
+    if phases not in PHASES:
+        raise InvalidInputError(f"expected a number of phases in {list(PHASES)}, found {phases}")
+    return phases
+
+
+def phase_shifts(k: int, phases: int) -> list[tuple[int, int]]:
+    """Rows and columns of no die put before the wafer for each of ``phases`` block grids.
+
+    The first is the plain grid; 2 adds the grid moved half a block along both axes, 4 also
+    along each axis alone. A wafer seen as it is (``k`` 1) has only the plain grid.
+    """
+    if k == 1:
+        return [(0, 0)]
+    h = k // 2
+    return [(0, 0), (h, h), (h, 0), (0, h)][: check_phases(phases)]
+
+
+def shifted(grid: npt.NDArray[np.uint8], shift: tuple[int, int]) -> npt.NDArray[np.uint8]:
+    """The grid after ``shift`` (rows, columns) of no die at its top and left."""
+    dr, dc = shift
+    out = np.zeros((grid.shape[0] + dr, grid.shape[1] + dc), np.uint8)
+    out[dr:, dc:] = grid
+    return out
 
 
 @contextmanager

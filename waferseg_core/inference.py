@@ -7,7 +7,9 @@ batches; results are cached by (wafer content hash, model hash). One ``Predictor
 shared by threads: ONNX Runtime sessions are thread-safe and the cache takes a lock.
 ``views`` above 1 averages the class probabilities over flipped and turned views of each wafer
 (:mod:`waferseg_core.views`): steadier outlines for that many times the time; the embedding
-stays the plain view's.
+stays the plain view's. ``phases`` above 1 does the same over block grids moved by half a block
+on wafers seen at a coarser scale (:func:`waferseg_core.coarse.phase_shifts`): finer outlines on
+large wafers, for that many times their time; small wafers are untouched.
 
 The wafer's pattern agrees with the mask the user sees: the candidates are the classes holding
 at least ``decision.CANDIDATE_DIES`` dies of the predicted mask, and among them the wafer-level
@@ -23,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,7 +34,7 @@ import numpy.typing as npt
 
 from waferseg_core import views as d4
 from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
-from waferseg_core.coarse import interpolate, view
+from waferseg_core.coarse import check_phases, coarsen, interpolate, phase_shifts, shifted, view
 from waferseg_core.decision import OFFSETS_KEY, choose_pattern, parse_offsets
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.modelio import encode, padded_size
@@ -91,7 +93,11 @@ class Prediction:
 
 @dataclass
 class _Raw:
-    """The model's outputs for one wafer: seg logits (classes, rows, cols) of the grid it saw."""
+    """The model's outputs for one wafer.
+
+    ``seg`` holds class logits (classes, rows, cols) of the grid the model saw, or, once
+    interpolated, of the wafer's dies.
+    """
 
     seg: npt.NDArray[np.float32]
     wafer_logits: npt.NDArray[np.float32]
@@ -123,6 +129,15 @@ def _view_probs(
     return d4.undo(_softmax(seg[:, :rows, :cols].astype(np.float64)), t)
 
 
+def _mean_logits(
+    probs: npt.NDArray[np.float64], wafer: npt.NDArray[np.float64], n: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Logits whose softmax and sigmoid give back the means of ``n`` summed probabilities."""
+    mean = np.clip(probs / n, 1e-12, 1.0)
+    w = np.clip(wafer / n, 1e-7, 1.0 - 1e-7)
+    return np.log(mean).astype(np.float32), np.log(w / (1.0 - w)).astype(np.float32)
+
+
 def decide_pattern(
     mask: npt.NDArray[np.uint8],
     grid: npt.NDArray[np.uint8],
@@ -152,6 +167,25 @@ def decide_from_counts(
     return best, listed
 
 
+def _at_dies(
+    out: _Raw,
+    seen: tuple[npt.NDArray[np.uint8], int],
+    shape: tuple[int, int],
+    shift: tuple[int, int],
+) -> _Raw:
+    """``out`` with its class scores at the wafer's dies (``shape``), the ``shift`` undone.
+
+    ``seen`` is the grid the model saw and its reduction factor; the grid was made from the
+    wafer after ``shift`` rows and columns of no die at its top and left.
+    """
+    g, k = seen
+    dr, dc = shift
+    seg = interpolate(
+        out.seg[:, : g.shape[0], : g.shape[1]], k, (shape[0] + dr, shape[1] + dc), g > 0
+    )
+    return replace(out, seg=seg[:, dr:, dc:])
+
+
 def file_hash(path: Path) -> str:
     """SHA-256 of a model file (the cache key and the model's identity in the store)."""
     h = hashlib.sha256()
@@ -169,6 +203,7 @@ class Predictor:
         threads: Intra-op threads (0: ONNX Runtime's default).
         cache_size: Predictions kept in memory (LRU).
         views: Views averaged per wafer: 1, 2, 4 or 8 (:mod:`waferseg_core.views`).
+        phases: Block grids averaged per large wafer: 1, 2 or 4 (:mod:`waferseg_core.coarse`).
     """
 
     def __init__(
@@ -178,10 +213,12 @@ class Predictor:
         threads: int = 0,
         cache_size: int = 4096,
         views: int = 1,
+        phases: int = 1,
     ) -> None:
         import onnxruntime as ort
 
         self.views = d4.check(views)
+        self.phases = check_phases(phases)
         path = model_file(model)
         opts = ort.SessionOptions()
         if threads:
@@ -220,15 +257,12 @@ class Predictor:
                     results[i] = hit
                 else:
                     seen[i] = view(w.grid)
-        if self.views == 1:
-            outs = self._run(seen, 0, batch_size)
-        else:
-            outs = self._averaged(seen, batch_size)
-        for i, out in outs.items():
-            g, k = seen[i]
-            seg = out.seg[:, : g.shape[0], : g.shape[1]]
-            logits = interpolate(seg, k, wafers[i].grid.shape, g > 0)
-            results[i] = self._decode(wafers[i], logits, out.wafer_logits, out.emb, out.ms)
+        outs = self._outputs(seen, batch_size)
+        dies = {i: _at_dies(out, seen[i], wafers[i].grid.shape, (0, 0)) for i, out in outs.items()}
+        if self.phases > 1:
+            dies = self._phased(wafers, seen, dies, batch_size)
+        for i, out in dies.items():
+            results[i] = self._decode(wafers[i], out.seg, out.wafer_logits, out.emb, out.ms)
         with self._lock:
             for w, r in zip(wafers, results, strict=True):
                 assert r is not None
@@ -237,6 +271,47 @@ class Predictor:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return [r for r in results if r is not None]
+
+    def _outputs(
+        self, seen: dict[int, tuple[npt.NDArray[np.uint8], int]], batch_size: int
+    ) -> dict[int, _Raw]:
+        """The model's outputs per wafer for the grids it sees, averaged over the views."""
+        return (
+            self._run(seen, 0, batch_size) if self.views == 1 else self._averaged(seen, batch_size)
+        )
+
+    def _phased(
+        self,
+        wafers: Sequence[WaferMap],
+        seen: dict[int, tuple[npt.NDArray[np.uint8], int]],
+        first: dict[int, _Raw],
+        batch_size: int,
+    ) -> dict[int, _Raw]:
+        """``first`` (at the dies) with probabilities averaged over the block phases.
+
+        Only wafers seen at a coarser scale have other phases; the embedding stays the plain
+        grid's.
+        """
+        big = [i for i, (_, k) in seen.items() if k > 1]
+        probs = {i: _softmax(first[i].seg.astype(np.float64)) for i in big}
+        wafer = {i: _sigmoid(first[i].wafer_logits.astype(np.float64)) for i in big}
+        ms = {i: first[i].ms for i in big}
+        for j in range(1, self.phases):
+            shifts = {i: phase_shifts(seen[i][1], self.phases)[j] for i in big}
+            moved = {
+                i: (coarsen(shifted(wafers[i].grid, shifts[i]), seen[i][1]), seen[i][1])
+                for i in big
+            }
+            for i, raw in self._outputs(moved, batch_size).items():
+                r = _at_dies(raw, moved[i], wafers[i].grid.shape, shifts[i])
+                probs[i] += _softmax(r.seg.astype(np.float64))
+                wafer[i] += _sigmoid(r.wafer_logits.astype(np.float64))
+                ms[i] += r.ms
+        out = dict(first)
+        for i in big:
+            seg, wafer_logits = _mean_logits(probs[i], wafer[i], self.phases)
+            out[i] = _Raw(seg, wafer_logits, first[i].emb, ms[i])
+        return out
 
     def _run(
         self, seen: dict[int, tuple[npt.NDArray[np.uint8], int]], t: int, batch_size: int
@@ -273,11 +348,8 @@ class Predictor:
                 ms[i] += r.ms
         out: dict[int, _Raw] = {}
         for i, r in plain.items():
-            # Logits whose softmax and sigmoid give back the averaged probabilities.
-            mean = np.clip(probs[i] / self.views, 1e-12, 1.0)
-            w = np.clip(wafer[i] / self.views, 1e-7, 1.0 - 1e-7)
-            logits = np.log(mean).astype(np.float32)
-            out[i] = _Raw(logits, np.log(w / (1.0 - w)).astype(np.float32), r.emb, ms[i])
+            seg, wafer_logits = _mean_logits(probs[i], wafer[i], self.views)
+            out[i] = _Raw(seg, wafer_logits, r.emb, ms[i])
         return out
 
     def _decode(

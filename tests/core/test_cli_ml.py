@@ -76,6 +76,10 @@ def test_predict_views_average_and_a_bad_count_is_one_line(tmp_path, capsys):
     assert "expected a number of views in [1, 2, 4, 8], found 3" in err
     code, _, err = run(capsys, "predict", "--lot", "x", "--views", "4")
     assert code == 2 and "--views with --lot: expected 1 (stored predictions), found 4" in err
+    code, _, err = run(capsys, "predict", "--lot", "x", "--phases", "2")
+    assert code == 2 and "--phases with --lot: expected 1 (stored predictions), found 2" in err
+    code, _, err = run(capsys, "predict", files[0], "--phases", "3")
+    assert code == 2 and "expected a number of phases in [1, 2, 4], found 3" in err
 
 
 def test_bench_prints_figures(capsys):
@@ -88,6 +92,7 @@ def test_bench_prints_figures(capsys):
         assert r[f"speedup_ort_{kind}_vs_torch"] > 0
     assert r["torch_eager_p50_ms"] > 0
     assert r["large_wafer_coarse_ms"] > 0 and r["large_wafer_full_scale_ms"] > 0
+    assert r["large_wafer_coarse_phases4_ms"] > 0
     assert r["end_to_end_predict_ms_per_wafer_views4"] > 0
     rows_, cols_ = (int(v) for v in r["large_wafer_dies"].split("x"))
     assert max(rows_, cols_) > 200

@@ -10,16 +10,21 @@ from waferseg_core.classes import by_name
 from waferseg_core.coarse import (
     MAX_SIDE,
     RAMP,
+    check_phases,
     coarsen,
     coarsen_mask,
     constants,
     factor,
     interpolate,
+    phase_shifts,
+    shifted,
     spread,
     thresholds,
     view,
 )
+from waferseg_core.errors import InvalidInputError
 from waferseg_core.inference import Predictor
+from waferseg_core.metrics import Confusion
 from waferseg_core.ml.data import Sample
 from waferseg_core.modelio import encode, padded_size
 from waferseg_core.synth import first_sized, generate_wafer
@@ -209,3 +214,64 @@ def test_large_wafers_predict_through_their_coarse_grid():
     assert s.scale == k
     plain = Sample(sw.wafer.grid, sw.mask, np.zeros(9, np.float32))
     assert plain.grid is sw.wafer.grid and plain.scale == 1
+
+
+def test_phase_shifts_move_the_block_grid_by_half_a_block():
+    assert phase_shifts(1, 4) == [(0, 0)]  # a wafer seen as it is has one grid
+    assert phase_shifts(2, 4) == [(0, 0), (1, 1), (1, 0), (0, 1)]
+    assert phase_shifts(3, 2) == [(0, 0), (1, 1)]
+    assert phase_shifts(4, 1) == [(0, 0)]
+    with pytest.raises(
+        InvalidInputError, match=r"expected a number of phases in \[1, 2, 4\], found 3"
+    ):
+        check_phases(3)
+    g = np.array([[1, 2], [2, 1]], np.uint8)
+    moved = shifted(g, (2, 1))
+    assert moved.shape == (4, 3) and not moved[:2].any() and not moved[:, :1].any()
+    assert np.array_equal(moved[2:, 1:], g)
+
+
+def _probs(pred, grid, k, shift):
+    """Class probabilities at the dies from the block grid of ``grid`` moved by ``shift``."""
+    moved = shifted(grid, shift)
+    small = coarsen(moved, k)
+    size = (padded_size(small.shape[0]), padded_size(small.shape[1]))
+    seg = pred.raw(encode(small, size)[None])[0][0, :, : small.shape[0], : small.shape[1]]
+    z = interpolate(seg, k, moved.shape, small > 0)[:, shift[0] :, shift[1] :].astype(np.float64)
+    e = np.exp(z - z.max(0, keepdims=True))
+    return e / e.sum(0, keepdims=True)
+
+
+def test_phases_average_the_moved_block_grids_of_large_wafers_only():
+    big = next(
+        sw.wafer
+        for sw in (generate_wafer(5, i) for i in range(400))
+        if factor(sw.mask.shape) > 1 and sw.patterns in {("Donut",), ("Loc",), ("Scratch",)}
+    )
+    k = factor(big.grid.shape)
+    plain = Predictor(cache_size=1)
+    mean = sum(_probs(plain, big.grid, k, s) for s in phase_shifts(k, 2)) / 2
+    (got,) = Predictor(cache_size=1, phases=2).predict([big])
+    on = big.grid > 0
+    assert np.array_equal(got.mask[on], mean.argmax(0)[on])
+    assert np.allclose(got.probability[on], mean.max(0)[on], atol=1e-5)
+    (one,) = plain.predict([big])
+    assert np.array_equal(got.embedding, one.embedding)  # the plain grid's
+    assert (got.mask[on] != one.mask[on]).any()  # the phases changed some outline dies
+    small = first_sized(5, up_to=96, limit=50).wafer
+    (a,), (b,) = plain.predict([small]), Predictor(phases=4).predict([small])
+    assert np.array_equal(a.mask, b.mask) and np.array_equal(a.probability, b.probability)
+
+
+def test_four_phases_outline_large_wafers_closer_to_the_truth():
+    # Synthetic wafers over 96 dies across (seed 21, not the model card's test seed).
+    wafers = [w for w in (generate_wafer(21, i) for i in range(120)) if factor(w.mask.shape) > 1]
+    assert len(wafers) >= 12
+    scores = []
+    for phases in (1, 4):
+        conf = Confusion()
+        preds = Predictor(phases=phases).predict([w.wafer for w in wafers])
+        for w, p in zip(wafers, preds, strict=True):
+            conf.add(w.mask, p.mask, w.wafer.grid > 0)
+        scores.append(float(np.nanmean(conf.iou()[1:])))  # the report's mean IoU
+    assert scores[1] > scores[0] + 0.005, scores

@@ -93,6 +93,8 @@ def test_the_store_cache_takes_one_view_predictions_only(tmp_path):
     ids = store.import_lot(user, "L", [generate_wafer(3, i).wafer for i in range(2)])
     with pytest.raises(InvalidInputError, match="expected a predictor with views=1, found views=4"):
         next(predict_stored(store, user, Predictor(views=4), ids))
+    with pytest.raises(InvalidInputError, match="with phases=1, found phases=2"):
+        next(predict_stored(store, user, Predictor(phases=2), ids))
     (chunk,) = list(predict_stored(store, user, Predictor(), ids))
     assert [p.wafer_id for p in chunk] == ids
     store.close()

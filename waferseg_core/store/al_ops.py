@@ -139,7 +139,9 @@ def query(
         store.save_embeddings(
             actor, predictor.hash, {i: p.embedding for i, p in zip(pool_ids, preds, strict=True)}
         )
-        if predictor.views == 1:  # what the lot view and the queue's Predicted column read
+        if (
+            predictor.views == predictor.phases == 1
+        ):  # what the lot view and the queue's Predicted column read
             items = [cache_item(w, p) for w, p in zip(wafers, preds, strict=True)]
             store.cache_predictions(actor, predictor.hash, items, ms=ms)
     if strategy == "bald":

@@ -61,14 +61,15 @@ def predict_stored(
     """Predictions chunk by chunk, in ``wafer_ids`` order; new ones are cached when allowed.
 
     Raises:
-        InvalidInputError: A predictor averaging several views: the cache is keyed by model
-            only, and one-view predictions are what every reader of it expects.
+        InvalidInputError: A predictor averaging several views or phases: the cache is keyed
+            by model only, and one-view predictions are what every reader of it expects.
     """
-    if predictor.views != 1:
-        raise InvalidInputError(
-            f"stored predictions are one view: expected a predictor with views=1, "
-            f"found views={predictor.views}"
-        )
+    for name in ("views", "phases"):
+        if getattr(predictor, name) != 1:
+            raise InvalidInputError(
+                f"stored predictions are one view: expected a predictor with {name}=1, "
+                f"found {name}={getattr(predictor, name)}"
+            )
     for k in range(0, len(wafer_ids), chunk):
         ids = wafer_ids[k : k + chunk]
         maps = [store.wafer(actor, i) for i in ids]
