@@ -1,4 +1,4 @@
-"""``waferseg import``, ``users`` and ``db upgrade`` (the store's commands)."""
+"""``waferseg import``, ``lots``, ``wafers``, ``users`` ... (the store's commands)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,20 @@ def add_commands(sub: Any) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE|DIR")
     p.add_argument("--lot", help="put every wafer into this lot (default: the files' lot ids)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("lots", help="the stored lots with their wafer counts (JSON lines)")
+    p.set_defaults(func=cmd_lots)
+
+    p = sub.add_parser(
+        "wafers", help="stored wafers with their ids, status and cached prediction (JSON lines)"
+    )
+    p.add_argument("--lot", help="one lot's wafers (default: every lot's)")
+    p.add_argument("--status", choices=["new", "annotated", "reviewed"])
+    p.add_argument("--pattern", help="only wafers the model called this (Center, ..., none)")
+    p.add_argument("--worst-first", action="store_true", help="highest fail fraction first")
+    p.add_argument("--limit", type=int, help="at most this many")
+    p.add_argument("--model", help="whose cached predictions (default: the active, else shipped)")
+    p.set_defaults(func=cmd_wafers)
 
     p = sub.add_parser("users", help="add or list users")
     us = p.add_subparsers(dest="users_cmd", required=True)
@@ -247,6 +261,45 @@ def cmd_al_list(args: argparse.Namespace) -> int:
     user = login(store, args)
     model = model_file(resolve_model(store, user, args.model))
     for row in store.al_queue(user, file_hash(model)):
+        _emit(row)
+    return 0
+
+
+def cmd_lots(args: argparse.Namespace) -> int:
+    """One JSON line per stored lot: its name, wafers, and wafers per status."""
+    store = open_store(args)
+    user = login(store, args)
+    for lot in store.lots(user):
+        _emit({"lot": lot.pop("name"), **{k: v for k, v in lot.items() if k != "id"}})
+    return 0
+
+
+def cmd_wafers(args: argparse.Namespace) -> int:
+    """One JSON line per stored wafer; pattern and confidence are null until it is predicted."""
+    from waferseg_core.classes import WAFER_LABELS
+    from waferseg_core.inference import file_hash, model_file
+    from waferseg_core.store.predict import resolve_model
+
+    if args.limit is not None and args.limit < 1:
+        raise InvalidInputError(f"--limit must be 1 or more, found {args.limit}")
+    if args.pattern is not None and args.pattern not in WAFER_LABELS:
+        raise InvalidInputError(
+            f"--pattern: expected one of {', '.join(WAFER_LABELS)}, found {args.pattern!r}"
+        )
+    store = open_store(args)
+    user = login(store, args)
+    if args.lot is not None and args.lot not in {x["name"] for x in store.lots(user)}:
+        raise InvalidInputError(f"expected a stored lot, found no lot {args.lot!r} (waferseg lots)")
+    model = model_file(resolve_model(store, user, args.model))
+    for row in store.list_wafers(
+        user,
+        lot=args.lot,
+        status=args.status,
+        pattern=args.pattern,
+        model_hash=file_hash(model),
+        worst_first=args.worst_first,
+        limit=args.limit,
+    ):
         _emit(row)
     return 0
 

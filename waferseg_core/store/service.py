@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
 }
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+WAFER_STATUSES = ("new", "annotated", "reviewed")
 
 
 @dataclass(frozen=True)
@@ -339,16 +340,28 @@ class Store:
         return [r.id for r in ids]
 
     def lots(self, actor: UserRef) -> list[dict[str, Any]]:
-        """Lots with their wafer counts."""
+        """Lots by name with their wafer counts: in all, and per status (``WAFER_STATUSES``)."""
         _require(actor, "read")
         with self.sessions() as s:
+            per_status = [
+                sa.func.coalesce(sa.func.sum(sa.case((m.Wafer.status == st, 1), else_=0)), 0)
+                for st in WAFER_STATUSES
+            ]
             q = (
-                sa.select(m.Lot.id, m.Lot.name, sa.func.count(m.Wafer.id))
+                sa.select(m.Lot.id, m.Lot.name, sa.func.count(m.Wafer.id), *per_status)
                 .outerjoin(m.Wafer, m.Wafer.lot_id == m.Lot.id)
                 .group_by(m.Lot.id, m.Lot.name)
                 .order_by(m.Lot.name)
             )
-            return [{"id": i, "name": n, "wafers": c} for i, n, c in s.execute(q)]
+            return [
+                {
+                    "id": i,
+                    "name": n,
+                    "wafers": c,
+                    **dict(zip(WAFER_STATUSES, map(int, st), strict=True)),
+                }
+                for i, n, c, *st in s.execute(q)
+            ]
 
     def wafer(self, actor: UserRef, wafer_id: int) -> WaferMap:
         """The wafer map of a stored wafer."""
@@ -440,7 +453,7 @@ class Store:
     def set_status(self, actor: UserRef, wafer_id: int, status: str) -> None:
         """Mark a wafer new, annotated or reviewed."""
         _require(actor, "review" if status == "reviewed" else "annotate")
-        if status not in ("new", "annotated", "reviewed"):
+        if status not in WAFER_STATUSES:
             raise InvalidInputError(f"status must be new, annotated or reviewed, found {status!r}")
         with self.writes() as s, s.begin():
             s.execute(sa.update(m.Wafer).where(m.Wafer.id == wafer_id).values(status=status))

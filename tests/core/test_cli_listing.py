@@ -1,0 +1,62 @@
+"""``waferseg lots`` and ``waferseg wafers``: what a store holds, on both backends."""
+
+import json
+
+from waferseg_core.cli import main
+from waferseg_core.store.service import Store
+from waferseg_core.synth import generate_wafer
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_lots_and_wafers_list_what_the_store_holds(store_url, capsys, monkeypatch):
+    store = Store(store_url)
+    user = store.add_user(None, "ada", "admin", "pw")  # the first user of a shared store
+    ids = store.import_lot(user, "L1", [generate_wafer(4, i).wafer for i in range(4)])
+    store.import_lot(user, "L2", [generate_wafer(4, 10).wafer])
+    store.set_status(user, ids[0], "annotated")
+    store.set_status(user, ids[1], "reviewed")
+    store.close()
+    monkeypatch.setenv("WAFERSEG_PASSWORD", "pw")
+    s = ("--store", store_url, "--user", "ada")
+    code, rows, _ = run(capsys, *s, "lots")
+    assert code == 0
+    assert rows == [
+        {"lot": "L1", "wafers": 4, "new": 2, "annotated": 1, "reviewed": 1},
+        {"lot": "L2", "wafers": 1, "new": 1, "annotated": 0, "reviewed": 0},
+    ]
+    code, rows, _ = run(capsys, *s, "wafers", "--lot", "L1")
+    assert code == 0 and [r["id"] for r in rows] == ids
+    assert all(r["pattern"] is None and r["lot"] == "L1" for r in rows)  # not predicted yet
+    code, predicted, _ = run(capsys, *s, "predict", "--lot", "L1")
+    assert code == 0
+    code, rows, _ = run(capsys, *s, "wafers", "--lot", "L1", "--worst-first")
+    assert sorted(r["pattern"] for r in rows) == sorted(p["pattern"] for p in predicted)
+    share = [r["fail_dies"] / r["dies"] for r in rows]
+    assert share == sorted(share, reverse=True)
+    want = rows[0]["pattern"]
+    code, rows, _ = run(capsys, *s, "wafers", "--pattern", want)
+    assert rows and {r["pattern"] for r in rows} == {want}
+    assert sum(p["pattern"] == want for p in predicted) == len(rows)
+    code, rows, _ = run(capsys, *s, "wafers", "--limit", "2")
+    assert [r["id"] for r in rows] == ids[:2]
+    code, rows, _ = run(capsys, *s, "wafers", "--status", "reviewed")
+    assert [r["id"] for r in rows] == [ids[1]]
+    code, rows, _ = run(capsys, *s, "wafers")
+    assert len(rows) == 5
+
+
+def test_wafers_refuses_bad_filters_in_one_line(tmp_path, capsys):
+    s = ("--store", f"sqlite:///{tmp_path / 's.sqlite'}")
+    for argv, says in (
+        (("--lot", "NOPE"), "expected a stored lot, found no lot 'NOPE'"),
+        (("--pattern", "Blob"), "--pattern: expected one of Center, Donut"),
+        (("--limit", "0"), "--limit must be 1 or more, found 0"),
+    ):
+        code, rows, err = run(capsys, *s, "wafers", *argv)
+        assert code == 2 and not rows and err.startswith("error: ") and err.count("\n") == 1
+        assert says in err
