@@ -41,7 +41,7 @@ def _annotators(store, admin, lot: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _scale_comparison():  # type: ignore[no-untyped-def]
-    """A large test wafer: its true mask, the model at full scale, the model at the coarse scale."""
+    """A large wafer: its true mask, the model at full scale, at the coarse scale, in phases."""
     from PySide6.QtWidgets import QGridLayout, QLabel, QWidget
 
     from app.wafer_view import WaferView
@@ -58,6 +58,7 @@ def _scale_comparison():  # type: ignore[no-untyped-def]
     with coarse.constants(max_side=0):
         full = Predictor(cache_size=1).predict([sw.wafer])[0].mask
     now = Predictor(cache_size=1).predict([sw.wafer])[0].mask
+    phased = Predictor(cache_size=1, phases=4).predict([sw.wafer])[0].mask
     rows, cols = sw.wafer.grid.shape
     k = coarse.factor(sw.wafer.grid.shape)
     # What the full-scale model calls the ring's dies, counted rather than assumed: it changes
@@ -73,12 +74,15 @@ def _scale_comparison():  # type: ignore[no-untyped-def]
         f"true mask ({rows} x {cols} dies)",
         f"model at full scale: the ring's dies read as {said}",
         f"model on {k}x{k} blocks (waferseg_core/coarse.py)",
+        f"{k}x{k} blocks, four block grids averaged (--phases 4)",
     )
-    for col, (title, mask) in enumerate(zip(titles, (sw.mask, full, now), strict=True)):
+    masks = (sw.mask, full, now, phased)
+    for col, (title, mask) in enumerate(zip(titles, masks, strict=True)):
         grid.addWidget(QLabel(title), 0, col)
         view = WaferView()
         view.show_wafer(sw.wafer, mask)
         grid.addWidget(view, 1, col)
+        grid.setColumnStretch(col, 1)  # equal panels, whatever their titles' length
     panel.views = [grid.itemAt(i).widget() for i in range(grid.count())]  # type: ignore[attr-defined]
     return panel
 
@@ -210,13 +214,13 @@ def main() -> None:
     mon.select_job(job)
     shot(mon, "training-monitor.png", (1300, 700))
     panel = _scale_comparison()
-    panel.resize(1380, 500)
+    panel.resize(1800, 500)
     panel.show()
     for w in panel.views:
         if hasattr(w, "fit"):
             app.processEvents()
             w.fit()
-    shot(panel, "large-wafer-scale.png", (1380, 500))
+    shot(panel, "large-wafer-scale.png", (1800, 500))
     shot(
         _large_wafer_window(store, admin, predictor, tmp, app),
         "large-wafer-blocks.png",
