@@ -54,6 +54,7 @@ from waferseg_core.wafer import WaferMap
 
 STATE_NAMES = {0: "no die", 1: "pass", 2: "fail"}
 COLUMNS = ["Wafer", "Pattern", "Conf.", "Unc.", "Fail %", "Status"]
+BROWSER_WIDTH = 440  # pixels: the six columns of a lot with 3-digit wafer ids and "Edge-Ring"
 FAIL_COL, STATUS_COL = 4, 5
 
 
@@ -106,6 +107,8 @@ class MainWindow(ToolsMixin, QMainWindow):
             self.restoreGeometry(geometry)  # type: ignore[arg-type]
         if state is not None:
             self.restoreState(state)  # type: ignore[arg-type]
+        else:  # first run: a browser wide enough for its six columns (the user may resize it)
+            self.resizeDocks([self.browser_dock], [BROWSER_WIDTH], Qt.Orientation.Horizontal)
         self.editor.brush_radius = self.prefs.brush_radius
         self.opacity.setValue(round(self.prefs.overlay_opacity * 100))
         self.refresh_lots()
@@ -123,14 +126,21 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.browser.setRootIsDecorated(False)
         self.browser.setSortingEnabled(True)
         self.browser.currentItemChanged.connect(self._open_current)
-        self._dock(
+        self.browser_dock = self._dock(
             "Lot browser",
             "lot_browser",
             Qt.DockWidgetArea.LeftDockWidgetArea,
             [self.lot_box, self.filter_box, self.browser],
         )
 
-    def _dock(self, title: str, name: str, area: Qt.DockWidgetArea, widgets: list[QWidget]) -> None:
+    def _fit_browser(self) -> None:
+        """Columns as wide as their contents, so that every column shows without scrolling."""
+        for c in range(len(COLUMNS)):
+            self.browser.resizeColumnToContents(c)
+
+    def _dock(
+        self, title: str, name: str, area: Qt.DockWidgetArea, widgets: list[QWidget]
+    ) -> QDockWidget:
         """A dock holding the widgets in a column (its object name keeps the layout across runs)."""
         box = QWidget()
         lay = QVBoxLayout(box)
@@ -141,6 +151,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         dock.setObjectName(name)
         dock.setWidget(box)
         self.addDockWidget(area, dock)
+        return dock
 
     def _make_legend(self) -> None:
         legend = QListWidget()
@@ -533,6 +544,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.browser.sortItems(FAIL_COL, Qt.SortOrder.DescendingOrder)
         if self.browser.topLevelItemCount():
             self.browser.setCurrentItem(self.browser.topLevelItem(0))
+        self._fit_browser()
         self._start_worker([r["id"] for r in rows])
 
     def _start_worker(self, ids: list[int]) -> None:
@@ -607,6 +619,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         if self._stale():
             return
         self.progress.setVisible(False)
+        self._fit_browser()  # the patterns and figures are in now
         n = len(self.predictions)
         self.statusBar().showMessage(f"{n} wafer{'s' * (n != 1)} predicted in {ms:.0f} ms", 5000)
         self.lot_predicted.emit(ms)

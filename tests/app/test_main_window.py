@@ -211,3 +211,16 @@ def test_a_large_wafer_says_the_model_saw_it_on_blocks(qtbot, demo_store, predic
         win.lot_box.setCurrentText("BIG")
     k = -(-max(big.shape) // 96)
     assert f"model view: {k}x{k} blocks" in win.prediction_label.text()
+
+
+def test_the_lot_browser_shows_every_column_on_first_run(qtbot, demo_store, predictor, settings):
+    win = make(qtbot, demo_store, predictor, settings)
+    win.resize(1280, 820)
+    win.show()
+    qtbot.waitExposed(win)
+    qtbot.waitUntil(lambda: win.browser.viewport().width() > 300)
+    widths = [win.browser.columnWidth(c) for c in range(win.browser.columnCount())]
+    # Each column fits its contents ("Edge-Ring", "annotated"), and all of them fit the view.
+    assert min(widths) >= 30
+    assert sum(widths) <= win.browser.viewport().width()
+    assert not win.browser.horizontalScrollBar().isVisible()
