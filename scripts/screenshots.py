@@ -6,7 +6,8 @@
 Builds a throw-away store in a temporary folder: the demo lot, a lot annotated by three people
 who disagree the way real annotators do (a shifted edge, a missed scratch, a class swap), a small
 training job run by the worker, an active-learning query, and a lot of one 200+-die wafer (the
-main window names the blocks the model saw); then grabs each window.
+main window names the blocks the model saw); then grabs each window, the main window also
+while drawing.
 """
 
 from __future__ import annotations
@@ -104,6 +105,24 @@ def _main_window(store, admin, predictor, tmp: Path, app, lot: str):  # type: ig
         app.processEvents()
         time.sleep(0.02)
     return win
+
+
+def _draw(win) -> None:  # type: ignore[no-untyped-def]
+    """On the wafer shown: an Edge-Loc polygon, a Donut ring, and a Scratch polygon in progress."""
+    rows, cols = win.wafer.shape
+
+    def at(tool: str, class_id: int, points: list[tuple[float, float]]) -> None:
+        win.set_tool(tool)
+        win.editor.selected = None  # a class key re-classes the selected region: pick none
+        win.editor.set_class(class_id)
+        for fx, fy in points:  # fractions of the grid: x along the columns, y down the rows
+            win.editor.press(fx * cols, fy * rows)
+            win.editor.release()
+
+    at("polygon", 3, [(0.6, 0.18), (0.8, 0.28), (0.76, 0.44), (0.6, 0.34)])
+    win.editor.finish()
+    at("ring", 2, [(0.5, 0.55), (0.64, 0.55), (0.72, 0.55)])
+    at("polygon", 8, [(0.22, 0.74), (0.32, 0.8), (0.4, 0.74)])  # left open: a draft
 
 
 def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-untyped-def]
@@ -237,6 +256,9 @@ def main() -> None:
     demo.select_wafer("22")
     demo.show_entropy.setChecked(True)
     shot(demo, "entropy-heatmap.png", (1280, 820))
+    demo.select_wafer("14")  # an Edge-Ring wafer
+    _draw(demo)
+    shot(demo, "editing.png", (1280, 820))
     store.close()
 
 
