@@ -403,6 +403,9 @@ class MainWindow(ToolsMixin, QMainWindow):
             self.import_paths(paths)
 
     def _make_edit_toolbar(self) -> None:
+        # Its own row: beside the model and view bars it ran past a 1280-pixel window, and the
+        # sector, undo and accept buttons hid behind the overflow arrow.
+        self.addToolBarBreak()
         bar = QToolBar("Edit", self)
         bar.setObjectName("edit_toolbar")
         self.tool_actions: dict[str, QAction] = {}

@@ -213,7 +213,9 @@ def test_a_large_wafer_says_the_model_saw_it_on_blocks(qtbot, demo_store, predic
     assert f"model view: {k}x{k} blocks" in win.prediction_label.text()
 
 
-def test_the_lot_browser_shows_every_column_on_first_run(qtbot, demo_store, predictor, settings):
+def test_first_run_shows_every_browser_column_and_every_tool(
+    qtbot, demo_store, predictor, settings
+):
     win = make(qtbot, demo_store, predictor, settings)
     win.resize(1280, 820)
     win.show()
@@ -224,3 +226,9 @@ def test_the_lot_browser_shows_every_column_on_first_run(qtbot, demo_store, pred
     assert min(widths) >= 30
     assert sum(widths) <= win.browser.viewport().width()
     assert not win.browser.horizontalScrollBar().isVisible()
+    from PySide6.QtWidgets import QToolBar
+
+    for name in ("edit_toolbar", "view_toolbar"):
+        bar = win.findChild(QToolBar, name)
+        shown = {a.text(): bar.widgetForAction(a).isVisible() for a in bar.actions() if a.text()}
+        assert shown and all(shown.values()), (name, shown)  # none behind the overflow arrow
