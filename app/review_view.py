@@ -46,7 +46,7 @@ from waferseg_core.store.review_ops import WaferMasks, lot_agreement, wafer_mask
 from waferseg_core.store.service import Store, UserRef
 
 MODES = ("Side by side", "Overlay diff", "Disagreement map")
-TABLE_COLUMNS = ["Wafer", "Annotators", "Kappa", "Kind", "Disputed dies", "Adjudicated"]
+TABLE_COLUMNS = ["Wafer", "Annotators", "Kappa", "Kind", "Disputed", "Adjudicated"]
 DISPUTED = 0xFFE63946  # red
 
 
@@ -156,7 +156,7 @@ class ReviewWindow(QWidget):
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([330, 970])
+        split.setSizes([440, 960])  # the agreement table's six columns without scrolling
         outer = QVBoxLayout(self)
         outer.addWidget(split)
 
@@ -232,8 +232,9 @@ class ReviewWindow(QWidget):
     def _clear_views(self) -> None:
         while self.view_grid.count():
             item = self.view_grid.takeAt(0)
-            if item.widget():
-                item.widget().deleteLater()
+            if w := item.widget():
+                w.hide()  # at once: a window grabbed before the event loop runs shows no old title
+                w.deleteLater()
         self.views = {}
 
     def _add_view(self, title: str, k: int) -> WaferView:
@@ -310,7 +311,11 @@ class ReviewWindow(QWidget):
         assert self.masks is not None
         self.consensus_view.set_mask(mask)
         self.save_button.setEnabled(self.user.can("review"))
-        counts = {c.name: int((mask == c.id).sum()) for c in CLASSES[1:] if (mask == c.id).any()}
+        counts = ", ".join(
+            f"{c.name} {int((mask == c.id).sum())} dies"
+            for c in CLASSES[1:]
+            if (mask == c.id).any()
+        )
         self.status.setText(f"Consensus ({method}): {counts or 'no pattern'} — not saved yet")
 
     def majority(self) -> Mask:

@@ -5,6 +5,7 @@ import pytest
 
 from app.review_view import MODES, ReviewWindow
 from tests.core.reviewed_lot import make_reviewed_lot
+from waferseg_core.classes import CLASSES
 from waferseg_core.review import disagreement, majority_vote
 from waferseg_core.store.review_ops import wafer_masks
 
@@ -39,8 +40,15 @@ def test_adjudicate_majority_zone_and_click_then_save(qtbot, lot):
     qtbot.addWidget(win)
     wm = wafer_masks(store, rev, ids[1])
     grid, ann, bob = wm.wafer.grid, wm.by_annotator["ann"], wm.by_annotator["bob"]
-    assert np.array_equal(win.majority(), majority_vote([ann, bob], grid))
+    vote = majority_vote([ann, bob], grid)
+    assert np.array_equal(win.majority(), vote)
     assert win.save_button.isEnabled()
+    # The status names the consensus's classes and their dies, in words.
+    first = next(c for c in CLASSES[1:] if (vote == c.id).any())
+    said = win.status.text()
+    n = int((vote == first.id).sum())
+    assert said.startswith(f"Consensus (majority vote): {first.name} {n} dies")
+    assert "{" not in said and said.endswith("not saved yet")
     # Every disputed die from bob: the consensus becomes bob's mask.
     assert np.array_equal(win.take_zone("bob", "disputed dies"), bob)
     # Click a disputed die with "take from" = ann: that connected region goes back to ann's.
