@@ -156,7 +156,7 @@ class ReviewWindow(QWidget):
         split = QSplitter()
         split.addWidget(left)
         split.addWidget(right)
-        split.setSizes([440, 960])  # the agreement table's six columns without scrolling
+        split.setSizes([460, 940])  # the agreement table's six columns without scrolling
         outer = QVBoxLayout(self)
         outer.addWidget(split)
 
