@@ -6,8 +6,8 @@
 Builds a throw-away store in a temporary folder: the demo lot, a lot annotated by three people
 who disagree the way real annotators do (a shifted edge, a missed scratch, a class swap), a small
 training job run by the worker, an active-learning query, and a lot of one 200+-die wafer (the
-main window names the blocks the model saw); then grabs each window, the main window also
-while drawing.
+main window names the blocks the model saw), and a real KLARF lot from ../shared/data when it
+is there; then grabs each window, the main window also while drawing.
 """
 
 from __future__ import annotations
@@ -123,6 +123,25 @@ def _draw(win) -> None:  # type: ignore[no-untyped-def]
     win.editor.finish()
     at("ring", 2, [(0.5, 0.55), (0.64, 0.55), (0.72, 0.55)])
     at("polygon", 8, [(0.22, 0.74), (0.32, 0.8), (0.4, 0.74)])  # left open: a draft
+
+
+REPO = Path(__file__).resolve().parent.parent
+KLARF = "formats/klarf/wafermapclustering__QUU_NUU.000"  # real KLARF 1.2, three wafers
+
+
+def _klarf_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-untyped-def]
+    """The main window on a real KLARF lot from ../shared/data, or None when it is absent."""
+    from waferseg_core.formats import read
+
+    data = Path(os.environ.get("WAFERSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if not (data / KLARF).is_file():
+        print(f"skipped klarf-lot.png: {data / KLARF} is absent")
+        return None
+    store.import_lot(admin, "QUU", read(data / KLARF))
+    win = _main_window(store, admin, predictor, tmp, app, "QUU")
+    win.select_wafer("01")
+    win.show_prediction.setChecked(True)
+    return win
 
 
 def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-untyped-def]
@@ -259,6 +278,9 @@ def main() -> None:
     demo.select_wafer("14")  # an Edge-Ring wafer
     _draw(demo)
     shot(demo, "editing.png", (1280, 820))
+    klarf = _klarf_window(store, admin, predictor, tmp, app)
+    if klarf is not None:
+        shot(klarf, "klarf-lot.png", (1280, 820))
     store.close()
 
 
