@@ -1,19 +1,12 @@
 """The similar-wafer retrieval benchmark's arithmetic (bench/similar_retrieval.py)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from tests.bench_module import load
 from waferseg_core.wafer import WaferMap
 
-_spec = importlib.util.spec_from_file_location(
-    "similar_retrieval", Path(__file__).parents[2] / "bench" / "similar_retrieval.py"
-)
-assert _spec is not None and _spec.loader is not None
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load("similar_retrieval")
 
 
 def test_precision_counts_neighbours_of_the_same_label_and_honours_exclusions():

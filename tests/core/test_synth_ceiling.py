@@ -1,20 +1,14 @@
 """The synthetic-target reference scores (bench/synth_ceiling.py): its masks and its size split."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from tests.bench_module import load
 from waferseg_core.inference import DEFAULT_MODEL
 
-_spec = importlib.util.spec_from_file_location(
-    "synth_ceiling", Path(__file__).parents[2] / "bench" / "synth_ceiling.py"
-)
-assert _spec is not None and _spec.loader is not None
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+bench = load("synth_ceiling")
 
 
 def test_grown_and_shrunk_move_an_outline_by_one_die():
