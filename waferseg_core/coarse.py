@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from waferseg_core.classes import NUM_CLASSES, PRIORITY
-from waferseg_core.errors import InvalidInputError
+from waferseg_core.errors import offered_count
 
 MAX_SIDE = 96
 RAMP = (0.25, 0.65)
@@ -67,14 +67,8 @@ PHASES = (1, 2, 4)
 
 
 def check_phases(phases: int) -> int:
-    """``phases`` if it is a count offered.
-
-    Raises:
-        InvalidInputError: Any other number.
-    """
-    if phases not in PHASES:
-        raise InvalidInputError(f"expected a number of phases in {list(PHASES)}, found {phases}")
-    return phases
+    """``phases`` if it is a count offered (else ``InvalidInputError``)."""
+    return offered_count(phases, PHASES, "phases")
 
 
 def phase_shifts(k: int, phases: int) -> list[tuple[int, int]]:

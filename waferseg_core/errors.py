@@ -15,6 +15,17 @@ class InvalidInputError(WaferSegError, ValueError):
     """A value handed to the core does not have the expected form."""
 
 
+def offered_count(value: int, offered: tuple[int, ...], what: str) -> int:
+    """``value`` if it is one of the ``offered`` counts of ``what`` (views, phases ...).
+
+    Raises:
+        InvalidInputError: Any other number.
+    """
+    if value not in offered:
+        raise InvalidInputError(f"expected a number of {what} in {list(offered)}, found {value}")
+    return value
+
+
 class GeometryError(InvalidInputError):
     """A polygon cannot be turned into a valid die region."""
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from waferseg_core.errors import InvalidInputError
+from waferseg_core.errors import offered_count
 
 A = TypeVar("A", bound=np.ndarray[Any, Any])
 
@@ -23,14 +23,8 @@ COUNTS = (1, 2, 4, 8)
 
 
 def check(views: int) -> int:
-    """``views`` if it is a count offered.
-
-    Raises:
-        InvalidInputError: Any other number.
-    """
-    if views not in COUNTS:
-        raise InvalidInputError(f"expected a number of views in {list(COUNTS)}, found {views}")
-    return views
+    """``views`` if it is a count offered (else ``InvalidInputError``)."""
+    return offered_count(views, COUNTS, "views")
 
 
 def apply(a: A, t: int) -> A:
