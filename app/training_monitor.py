@@ -45,7 +45,16 @@ JOB_COLUMNS = ["Job", "Status", "By", "Epochs", "Arch", "LR", "Data", "Model"]
 HYPER = ("arch", "epochs", "lr", "batch_size", "synth", "lots", "device", "seed", "fixmatch")
 
 
+def _rounds(cfg: dict[str, Any], kind: str) -> str:
+    """What a job's epoch rows count up to: epochs, or for batch inference its lots."""
+    if kind == "infer":
+        return str(len(cfg.get("lots") or []) or "?")  # no list: every lot, counted when run
+    return str(cfg.get("epochs", "?"))
+
+
 def _data_text(cfg: dict[str, Any], kind: str = "train") -> str:
+    if kind == "infer":  # batch inference into the prediction cache
+        return "predict: " + (", ".join(cfg.get("lots") or []) or "every lot")
     if kind != "train":
         return f"{kind}: {cfg.get('strategy', '')} budget {cfg.get('budget', '')}"
     parts = []
@@ -205,7 +214,7 @@ class TrainingMonitor(QWidget):
                 str(j["id"]),
                 status,
                 j["created_by"],
-                f"{j['epochs']}/{cfg.get('epochs', '?')}",
+                f"{j['epochs']}/{_rounds(cfg, j['kind'])}",
                 str(cfg.get("arch", "")),
                 str(cfg.get("lr", "")),
                 _data_text(cfg, j["kind"]),
@@ -246,7 +255,8 @@ class TrainingMonitor(QWidget):
         self.iou_plot.clear()
         if job_id is None:
             return
-        epochs = self.store.job(self.user, job_id)["epochs"]
+        # Training epochs only: an active-learning or batch-inference job's rows hold counts.
+        epochs = [e for e in self.store.job(self.user, job_id)["epochs"] if "loss" in e]
         xs = [e["epoch"] for e in epochs]
         self.loss_plot.plot(
             xs, [e["loss"] for e in epochs], pen=pg.mkPen("#111", width=2), symbol="o"

@@ -116,6 +116,12 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--lot", help="a stored lot instead of files (predictions are cached)")
     p.add_argument("--model")
     p.add_argument("--masks-out", help="write <stem>[_<wafer>].png class-id masks here")
+    p.add_argument(
+        "--queue",
+        action="store_true",
+        help="with --lot: queue the lot for `waferseg worker` (here or on a machine sharing the "
+        "store) instead of predicting it now; prints the job id",
+    )
     _add_views(p)
     p.set_defaults(func=cmd_predict)
 
@@ -294,6 +300,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if bool(args.files) == bool(args.lot):
         raise InvalidInputError("predict needs FILE... or --lot NAME (one of the two)")
+    if args.queue:
+        return _queue_lot(args)
     for name in ("views", "phases"):
         # The store caches one prediction per wafer and model, made from one view and phase.
         if args.lot and getattr(args, name) != 1:
@@ -346,6 +354,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
             path.write_bytes(encode_gray(mask, meta))
             row["mask"] = str(path)
         _emit(row)
+    return 0
+
+
+def _queue_lot(args: argparse.Namespace) -> int:
+    """``predict --lot NAME --queue``: a batch-inference job for the worker."""
+    from waferseg_core.cli_store import login, open_store
+
+    if not args.lot:
+        raise InvalidInputError("--queue needs --lot NAME (a stored lot), found files")
+    if args.masks_out:
+        raise InvalidInputError(
+            "--masks-out with --queue: expected none (the worker predicts later)"
+        )
+    store = open_store(args)
+    user = login(store, args)
+    if args.lot not in {x["name"] for x in store.lots(user)}:
+        raise InvalidInputError(f"expected a stored lot, found no lot {args.lot!r} (waferseg lots)")
+    from waferseg_core.inference import model_file
+
+    # A full path: the worker may run in another folder or on another machine.
+    model = str(model_file(args.model).resolve()) if args.model else None
+    config = {"lots": [args.lot], "model": model}
+    job = store.enqueue_job(user, config, kind="infer")
+    _emit({"job": job, "kind": "infer", "lots": [args.lot], "model": model})
     return 0
 
 

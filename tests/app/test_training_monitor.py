@@ -81,3 +81,20 @@ def test_queue_cancel_and_compare(qtbot, store):
     mon.cancel_selected()
     assert store.job(user, a)["status"] == "cancelled"
     assert store.job(user, b)["status"] == "queued"
+
+
+def test_a_batch_inference_job_shows_its_lots(qtbot, store, tmp_path):
+    from waferseg_core.ml.worker import work
+    from waferseg_core.synth import generate_wafer
+
+    user = store.login()
+    store.import_lot(user, "L", [generate_wafer(6, i).wafer for i in range(3)])
+    job = store.enqueue_job(user, {"lots": ["L"]}, kind="infer")
+    mon = TrainingMonitor(store, user, refresh_ms=60_000)
+    qtbot.addWidget(mon)
+    row = [mon.table.item(0, c).text() for c in range(mon.table.columnCount())]
+    assert row[:2] == [str(job), "queued"] and row[3] == "0/1" and row[6] == "predict: L"
+    assert work(store, tmp_path / "jobs", once=True) == 1
+    mon.refresh()
+    mon.select_job(job)  # its rows are lots, not epochs: the curves stay empty, nothing breaks
+    assert mon.table.item(0, 1).text() == "succeeded" and mon.table.item(0, 3).text() == "1/1"

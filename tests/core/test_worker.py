@@ -1,5 +1,6 @@
 """The training worker against a real store: a job that succeeds, one that crashes, cancels."""
 
+import json
 import os
 import subprocess
 import sys
@@ -159,4 +160,62 @@ def test_worker_trains_on_the_annotated_wafers_of_stored_lots(tmp_path):
     listed = {j["id"]: j for j in store.jobs(admin)}
     assert listed[job]["model_id"] is not None and listed[job]["epochs"] == 1
     assert listed[missing]["model_id"] is None and listed[missing]["status"] == "failed"
+    store.close()
+
+
+def test_batch_inference_jobs_fill_the_prediction_cache(tmp_path, store_url, capsys, monkeypatch):
+    from waferseg_core.cli import main
+    from waferseg_core.inference import Predictor
+    from waferseg_core.ml.worker import work
+    from waferseg_core.synth import generate_wafer
+
+    store = Store(store_url)
+    admin = store.add_user(None, "eng", "admin", "pw")
+    lots = {"L": [generate_wafer(6, i).wafer for i in range(5)], "M": [generate_wafer(6, 9).wafer]}
+    for name, wafers in lots.items():
+        store.import_lot(admin, name, wafers)
+    shipped = Predictor().hash
+    cached = lambda w: store.cached_prediction(admin, w.content_hash, shipped)  # noqa: E731
+    assert not any(cached(w) for w in lots["L"])
+    monkeypatch.setenv("WAFERSEG_PASSWORD", "pw")
+    argv = ["--store", store_url, "--user", "eng", "predict"]
+    assert main([*argv, "--lot", "L", "--queue"]) == 0  # the CLI queues, the worker predicts
+    queued = json.loads(capsys.readouterr().out)
+    assert queued["kind"] == "infer" and queued["lots"] == ["L"] and queued["model"] is None
+    every = store.enqueue_job(admin, {}, kind="infer")  # no lots named: every lot
+    bad = store.enqueue_job(admin, {"lots": ["L", "NOPE"]}, kind="infer")
+    assert work(store, tmp_path / "jobs", once=True) == 3
+    job = store.job(admin, queued["job"])
+    assert job["status"] == "succeeded" and [e["lot"] for e in job["epochs"]] == ["L"]
+    assert job["epochs"][0]["wafers"] == 5 and job["epochs"][0]["model_hash"] == shipped
+    assert all(cached(w) for w in lots["L"] + lots["M"])
+    assert [e["lot"] for e in store.job(admin, every)["epochs"]] == ["L", "M"]
+    failed = store.job(admin, bad)  # every lot is checked before any is predicted
+    assert failed["status"] == "failed" and failed["epochs"] == []
+    assert "expected a stored lot, found no lot 'NOPE'" in failed["error_text"]
+    for extra, says in (
+        (["--lot", "NOPE", "--queue"], "found no lot 'NOPE'"),
+        (["--lot", "L", "--queue", "--masks-out", str(tmp_path)], "--masks-out with --queue"),
+    ):
+        assert main([*argv, *extra]) == 2 and says in capsys.readouterr().err
+    store.close()
+
+
+def test_a_batch_inference_job_stops_at_a_cancel(tmp_path, store_url):
+    from waferseg_core.ml.worker import run_infer_job
+    from waferseg_core.synth import generate_wafer
+
+    store = Store(store_url)
+    admin = store.add_user(None, "eng", "admin", "pw")
+    wafers = [generate_wafer(7, i).wafer for i in range(40)]  # more than a chunk of 32
+    for i, w in enumerate(wafers):
+        w.wafer_id = f"W{i}"
+    store.import_lot(admin, "L", wafers)
+    job_id = store.enqueue_job(admin, {"lots": ["L"]}, kind="infer")
+    job = store.claim_job("here", kinds=("infer",))  # running now, so a cancel is a request
+    assert job is not None and job["id"] == job_id
+    store.request_cancel(admin, job_id)
+    assert run_infer_job(store, job) == "cancelled"
+    done = store.job(admin, job_id)
+    assert done["status"] == "cancelled" and done["epochs"] == []  # stopped inside the lot
     store.close()

@@ -12,6 +12,13 @@ worker heartbeats at most every ``HEARTBEAT_S`` seconds and stops at the next ba
 cancel was requested; every epoch's metrics go to the store; at the end the model is exported to
 ONNX (parity-checked) and recorded as a model version with its metrics. A job that raises is
 marked failed with its traceback.
+
+Two other kinds of job: ``al_query`` (an active-learning query; BALD needs torch) and ``infer``
+(batch inference: ``lots``, stored lot names, else every lot, predicted with ``model``, else the
+store's active model, else the shipped one, into the store's prediction cache, so that the app
+and ``waferseg predict --lot`` find them predicted). An inference job heartbeats and looks for a
+cancel after every chunk of wafers, and records one row per lot (wafers, milliseconds) in place
+of an epoch.
 """
 
 from __future__ import annotations
@@ -102,6 +109,15 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         return "failed"
 
 
+def _reported(store: Store, job_id: int, body: Callable[[], str]) -> str:
+    """``body()``'s final status; an exception marks the job failed with its traceback."""
+    try:
+        return body()
+    except Exception:  # reported in the store like a crashed training job
+        store.finish_job(job_id, "failed", traceback.format_exc())
+        return "failed"
+
+
 def run_al_job(store: Store, job: dict[str, Any]) -> str:
     """An active-learning query (BALD needs torch, so the app hands it to a worker)."""
     from waferseg_core.inference import Predictor
@@ -109,7 +125,8 @@ def run_al_job(store: Store, job: dict[str, Any]) -> str:
 
     job_id = int(job["id"])
     cfg = dict(job["config"])
-    try:
+
+    def body() -> str:
         owner = store.job_owner(job_id)
         picks = query(
             store,
@@ -124,9 +141,42 @@ def run_al_job(store: Store, job: dict[str, Any]) -> str:
         store.add_epoch(job_id, 0, {"queued": len(picks)})
         store.finish_job(job_id, "succeeded")
         return "succeeded"
-    except Exception:  # reported in the store like a crashed training job
-        store.finish_job(job_id, "failed", traceback.format_exc())
-        return "failed"
+
+    return _reported(store, job_id, body)
+
+
+def run_infer_job(store: Store, job: dict[str, Any]) -> str:
+    """Batch inference of stored lots into the store's prediction cache."""
+    from waferseg_core.errors import InvalidInputError
+    from waferseg_core.inference import Predictor
+    from waferseg_core.store.predict import predict_stored, resolve_model
+
+    job_id = int(job["id"])
+    cfg = dict(job["config"])
+
+    def body() -> str:
+        owner = store.job_owner(job_id)
+        pred = Predictor(resolve_model(store, owner, cfg.get("model") or None))
+        stored = [x["name"] for x in store.lots(owner)]
+        lots = list(cfg.get("lots") or stored)
+        for name in lots:  # all checked before any work
+            if name not in stored:
+                raise InvalidInputError(f"expected a stored lot, found no lot {name!r}")
+        for k, name in enumerate(lots):
+            ids = [r["id"] for r in store.list_wafers(owner, lot=name)]
+            t0, done = time.perf_counter(), 0
+            for chunk in predict_stored(store, owner, pred, ids):
+                done += len(chunk)
+                if store.heartbeat(job_id):
+                    store.finish_job(job_id, "cancelled")
+                    return "cancelled"
+            ms = round((time.perf_counter() - t0) * 1000, 1)
+            row = {"lot": name, "wafers": done, "ms": ms, "model_hash": pred.hash}
+            store.add_epoch(job_id, k, row)
+        store.finish_job(job_id, "succeeded")
+        return "succeeded"
+
+    return _reported(store, job_id, body)
 
 
 def work(
@@ -142,15 +192,21 @@ def work(
     host = host or socket.gethostname()
     done = 0
     while True:
-        job = store.claim_job(host, kinds=("train", "al_query"))
+        job = store.claim_job(host, kinds=tuple(RUNNERS))
         if job is None:
             if once:
                 return done
             time.sleep(poll_s)
             continue
         emit({"event": "claimed", "job": job["id"], "host": host})
-        status = (
-            run_al_job(store, job) if job["kind"] == "al_query" else run_job(store, job, out_root)
-        )
+        status = RUNNERS[job["kind"]](store, job, out_root)
         emit({"event": "finished", "job": job["id"], "status": status})
         done += 1
+
+
+# What the worker claims, and how it runs each kind.
+RUNNERS: dict[str, Callable[[Store, dict[str, Any], Path], str]] = {
+    "train": run_job,
+    "al_query": lambda store, job, _: run_al_job(store, job),
+    "infer": lambda store, job, _: run_infer_job(store, job),
+}
