@@ -300,14 +300,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if bool(args.files) == bool(args.lot):
         raise InvalidInputError("predict needs FILE... or --lot NAME (one of the two)")
-    if args.queue:
-        return _queue_lot(args)
     for name in ("views", "phases"):
         # The store caches one prediction per wafer and model, made from one view and phase.
         if args.lot and getattr(args, name) != 1:
             raise InvalidInputError(
                 f"--{name} with --lot: expected 1 (stored predictions), found {getattr(args, name)}"
             )
+    if args.queue:
+        return _queue_lot(args)
     out_dir = Path(args.masks_out) if args.masks_out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -196,6 +196,7 @@ def test_batch_inference_jobs_fill_the_prediction_cache(tmp_path, store_url, cap
     for extra, says in (
         (["--lot", "NOPE", "--queue"], "found no lot 'NOPE'"),
         (["--lot", "L", "--queue", "--masks-out", str(tmp_path)], "--masks-out with --queue"),
+        (["--lot", "L", "--queue", "--views", "4"], "--views with --lot: expected 1"),
     ):
         assert main([*argv, *extra]) == 2 and says in capsys.readouterr().err
     store.close()
