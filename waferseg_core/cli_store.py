@@ -12,6 +12,9 @@ from typing import Any
 
 from waferseg_core.errors import InvalidInputError
 
+# exports.KINDS, named here so that parsing the command line imports no model or store code.
+EXPORT_KINDS = ["coco", "csv", "g85", "e142", "stdf", "sinf", "tsk", "png"]
+
 
 def _emit(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
@@ -111,10 +114,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
     p.set_defaults(func=cmd_similar)
 
-    p = sub.add_parser("export", help="export a lot: COCO, CSV, inked G85/E142 or PNG masks")
-    p.add_argument("kind", choices=["coco", "csv", "g85", "e142", "png"])
+    p = sub.add_parser(
+        "export", help="export a lot: COCO, CSV, inked G85/E142/STDF/SINF/TSK or PNG masks"
+    )
+    p.add_argument("kind", choices=EXPORT_KINDS)
     p.add_argument("--lot", required=True)
-    p.add_argument("--out", required=True, help="a file (csv, g85, e142) or a new folder")
+    p.add_argument(
+        "--out", required=True, help="a file (csv, g85, e142, stdf) or a new folder (the rest)"
+    )
     p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
     p.set_defaults(func=cmd_export)
 

@@ -1,4 +1,7 @@
-"""Exports of a stored lot: COCO with provenance, a CSV per wafer, inked G85/E142, PNG masks.
+"""Exports of a stored lot: COCO with provenance, a CSV per wafer, inked maps, PNG masks.
+
+Inked maps carry each die's class as a bin (:func:`waferseg_core.formats.bins.ink`): G85, E142
+and STDF hold the whole lot in one file; SINF and TSK, one wafer per file, go to a folder.
 
 Each wafer's mask is its *final* mask (:mod:`waferseg_core.store.review_ops`: consensus, else
 the annotators' majority, else one annotator's); wafers nobody annotated take the model's
@@ -32,8 +35,10 @@ from waferseg_core.store.predict import CHUNK, StoredPrediction, predict_stored,
 from waferseg_core.store.review_ops import WaferMasks, wafer_masks
 from waferseg_core.store.service import Store, UserRef
 
-KINDS = ("coco", "csv", "g85", "e142", "png")
-FOLDER_KINDS = ("coco", "png")
+KINDS = ("coco", "csv", "g85", "e142", "stdf", "sinf", "tsk", "png")
+FOLDER_KINDS = ("coco", "png", "sinf", "tsk")
+INKED_LOT = ("g85", "e142", "stdf")  # one file for the lot
+INKED_EACH = ("sinf", "tsk")  # one file per wafer
 CSV_COLUMNS = [
     "lot",
     "wafer",
@@ -66,6 +71,11 @@ def _mask_source(wm: WaferMasks, model: bool) -> str:
 
 def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "wafer"
+
+
+def _file_name(wm: WaferMasks, row: dict[str, Any], suffix: str) -> str:
+    """``<lot>_<wafer>_<store id>.<suffix>``: unique in the lot, readable in a file list."""
+    return f"{_safe(wm.wafer.lot)}_{_safe(wm.wafer.wafer_id)}_{row['wafer_id']}.{suffix}"
 
 
 def _staging(out: Path, folder: bool) -> Path:
@@ -160,7 +170,7 @@ def export_lot(
         actor: Who exports (read right).
         lot: The lot's name.
         kind: One of :data:`KINDS`.
-        out: A file (csv, g85, e142) or a new or empty folder (coco, png).
+        out: A file (csv, g85, e142, stdf) or a new or empty folder (coco, png, sinf, tsk).
         progress: Called with (done, total) after each wafer.
         model: ONNX model for wafers without annotations and for the CSV's verdict columns
             (default: the store's active model, else the shipped one); unused by COCO.
@@ -211,9 +221,13 @@ def _write(
             for _, _, row in each():
                 writer.writerow(row)
         return 1
-    if kind in ("g85", "e142"):
+    if kind in INKED_LOT:
         write_maps([ink(wm.wafer, mask) for wm, mask, _ in each()], stage / name, kind)
         return 1
+    if kind in INKED_EACH:
+        for wm, mask, row in each():
+            write_maps([ink(wm.wafer, mask)], stage / _file_name(wm, row, kind), kind)
+        return total
     if kind == "png":
         for wm, mask, row in each():
             w = wm.wafer
@@ -222,8 +236,7 @@ def _write(
                 "waferseg:lot": w.lot,
                 "waferseg:wafer": w.wafer_id,
             }
-            fname = f"{_safe(w.lot)}_{_safe(w.wafer_id)}_{row['wafer_id']}.png"
-            (stage / fname).write_bytes(encode_gray(mask, meta))
+            (stage / _file_name(wm, row, "png")).write_bytes(encode_gray(mask, meta))
         return total
     items = []
     for wm, mask, row in each():
@@ -236,7 +249,7 @@ def _write(
         for a in anns:
             a.source = "consensus" if source == "consensus" else "manual"
             a.reviewer = row["reviewer"] if source == "consensus" else ""
-        fname = f"{_safe(w.lot)}_{_safe(w.wafer_id)}_{row['wafer_id']}.png"
+        fname = _file_name(wm, row, "png")
         (stage / fname).write_bytes(png_bytes(w))
         items.append(CocoWafer(w, fname, anns, {"mask_source": source, "status": row["status"]}))
     dump(

@@ -96,17 +96,29 @@ def test_coco_round_trips_through_pycocotools_and_the_reader(lot, tmp_path):
     assert np.array_equal(back[3].wafer.grid, store.wafer(user, ids[3]).grid)
 
 
-@pytest.mark.parametrize("kind", ["g85", "e142"])
+@pytest.mark.parametrize("kind", ["g85", "e142", "stdf", "sinf", "tsk"])
 def test_inked_maps_round_trip(lot, tmp_path, kind):
     store, user, ids = lot
-    out = tmp_path / f"lot.{kind}.xml"
-    export_lot(store, user, "L", kind, out)
-    maps = read(out)
+    out = tmp_path / f"lot-{kind}"  # a file (the lot in one) or a folder (a file per wafer)
+    summary = export_lot(store, user, "L", kind, out)
+    if kind in ("sinf", "tsk"):
+        files = sorted(out.iterdir(), key=lambda f: int(f.stem.rsplit("_", 1)[1]))  # by store id
+        assert summary["files"] == len(files) == 4 and all(f.suffix == f".{kind}" for f in files)
+        maps = [m for f in files for m in read(f)]
+    else:
+        maps = read(out)
     finals = _finals(store, user, ids)
     assert len(maps) == 4
     for m, i, final in zip(maps[:3], ids, finals, strict=False):
         assert np.array_equal(m.grid, store.wafer(user, i).grid)
         assert np.array_equal(mask_from_inked(m), final)
+
+
+def test_the_command_line_offers_every_export_kind():
+    from waferseg_core.cli_store import EXPORT_KINDS
+    from waferseg_core.exports import KINDS
+
+    assert tuple(EXPORT_KINDS) == KINDS
 
 
 def test_png_masks(lot, tmp_path):
