@@ -64,6 +64,19 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--model", help="whose cached predictions (default: the active, else shipped)")
     p.set_defaults(func=cmd_wafers)
 
+    p = sub.add_parser("jobs", help="the store's job queue: list, show or cancel jobs")
+    js = p.add_subparsers(dest="jobs_cmd", required=True)
+    jl = js.add_parser("list", help="the newest jobs, newest first (JSON lines)")
+    jl.add_argument("--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+    jl.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    jl.set_defaults(func=cmd_jobs_list)
+    jsh = js.add_parser("show", help="one job: config, status, its rows (epochs or lots), error")
+    jsh.add_argument("job_id", type=int, metavar="JOB_ID")
+    jsh.set_defaults(func=cmd_jobs_show)
+    jc = js.add_parser("cancel", help="cancel a queued job, or ask a running one to stop")
+    jc.add_argument("job_id", type=int, metavar="JOB_ID")
+    jc.set_defaults(func=cmd_jobs_cancel)
+
     p = sub.add_parser("users", help="add or list users")
     us = p.add_subparsers(dest="users_cmd", required=True)
     a = us.add_parser("add")
@@ -308,6 +321,39 @@ def cmd_wafers(args: argparse.Namespace) -> int:
         limit=args.limit,
     ):
         _emit(row)
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    """One JSON line per job, newest first: id, kind, status, who, when, progress, model."""
+    if args.limit < 1:
+        raise InvalidInputError(f"--limit must be 1 or more, found {args.limit}")
+    store = open_store(args)
+    user = login(store, args)
+    for job in store.jobs(user, limit=args.limit, status=args.status):
+        _emit(job)
+    return 0
+
+
+def cmd_jobs_show(args: argparse.Namespace) -> int:
+    """One job as a JSON object: its config, status, rows (``epochs``) and error text."""
+    store = open_store(args)
+    user = login(store, args)
+    _emit(store.job(user, args.job_id))
+    return 0
+
+
+def cmd_jobs_cancel(args: argparse.Namespace) -> int:
+    """Cancel a queued job at once, or ask a running job's worker to stop at its next check."""
+    store = open_store(args)
+    user = login(store, args)
+    before = store.job(user, args.job_id)["status"]
+    if before in ("succeeded", "failed", "cancelled"):
+        raise InvalidInputError(
+            f"job {args.job_id}: expected a queued or running job, found it {before}"
+        )
+    store.request_cancel(user, args.job_id)
+    _emit({"job": args.job_id, "was": before, "status": store.job(user, args.job_id)["status"]})
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``waferseg lots`` and ``waferseg wafers``: what a store holds, on both backends."""
+"""``waferseg lots``, ``wafers`` and ``jobs``: what a store holds, on both backends."""
 
 import json
 
@@ -60,3 +60,38 @@ def test_wafers_refuses_bad_filters_in_one_line(tmp_path, capsys):
         code, rows, err = run(capsys, *s, "wafers", *argv)
         assert code == 2 and not rows and err.startswith("error: ") and err.count("\n") == 1
         assert says in err
+
+
+def test_jobs_list_show_and_cancel(store_url, capsys, monkeypatch):
+    store = Store(store_url)
+    user = store.add_user(None, "ada", "admin", "pw")
+    store.import_lot(user, "L", [generate_wafer(4, 0).wafer])
+    infer = store.enqueue_job(user, {"lots": ["L"]}, kind="infer")
+    train = store.enqueue_job(user, {"synth": 40, "epochs": 1})
+    store.close()
+    monkeypatch.setenv("WAFERSEG_PASSWORD", "pw")
+    s = ("--store", store_url, "--user", "ada", "jobs")
+    code, rows, _ = run(capsys, *s, "list")
+    assert code == 0 and [(r["id"], r["kind"], r["status"]) for r in rows] == [
+        (train, "train", "queued"),
+        (infer, "infer", "queued"),
+    ]
+    assert rows[1]["config"] == {"lots": ["L"]} and rows[1]["created_by"] == "ada"
+    code, rows, _ = run(capsys, *s, "cancel", str(train))
+    assert code == 0 and rows == [{"job": train, "was": "queued", "status": "cancelled"}]
+    code, rows, _ = run(capsys, *s, "list", "--status", "queued")
+    assert [r["id"] for r in rows] == [infer]
+    code, rows, _ = run(capsys, *s, "list", "--limit", "1")
+    assert [r["id"] for r in rows] == [train]
+    code, (shown,), _ = run(capsys, *s, "show", str(infer))
+    assert shown["kind"] == "infer" and shown["status"] == "queued" and shown["epochs"] == []
+    for argv, says in (
+        (
+            ("cancel", str(train)),
+            f"job {train}: expected a queued or running job, found it cancelled",
+        ),
+        (("show", "999"), "no job with id 999"),
+        (("list", "--limit", "0"), "--limit must be 1 or more, found 0"),
+    ):
+        code, rows, err = run(capsys, *s, *argv)
+        assert code == 2 and not rows and err.count("\n") == 1 and says in err

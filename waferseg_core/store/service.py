@@ -1060,13 +1060,16 @@ class Store:
                 "epochs": epochs,
             }
 
-    def jobs(self, actor: UserRef, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest jobs with their configuration, last epoch and resulting model version."""
+    def jobs(
+        self, actor: UserRef, limit: int = 100, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest jobs (of one status), their configuration, epochs and model version."""
         _require(actor, "read")
         with self.sessions() as s:
-            jobs = s.scalars(
-                sa.select(m.TrainingJob).order_by(m.TrainingJob.id.desc()).limit(limit)
-            ).all()
+            q = sa.select(m.TrainingJob).order_by(m.TrainingJob.id.desc()).limit(limit)
+            if status is not None:
+                q = q.where(m.TrainingJob.status == status)
+            jobs = s.scalars(q).all()
             ids = [j.id for j in jobs]
             models = {
                 j: v
