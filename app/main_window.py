@@ -54,6 +54,9 @@ from waferseg_core.wafer import WaferMap
 
 STATE_NAMES = {0: "no die", 1: "pass", 2: "fail"}
 COLUMNS = ["Wafer", "Pattern", "Conf.", "Unc.", "Fail %", "Status"]
+# Saved window layouts of another version are not restored: version 1 gave the edit toolbar
+# a row of its own (an older layout would put it back where its buttons overflowed).
+LAYOUT_VERSION = 1
 BROWSER_WIDTH = 440  # pixels: the six columns of a lot with 3-digit wafer ids and "Edge-Ring"
 FAIL_COL, STATUS_COL = 4, 5
 
@@ -105,9 +108,9 @@ class MainWindow(ToolsMixin, QMainWindow):
         geometry, state = settings.value("window/geometry"), settings.value("window/state")
         if geometry is not None:
             self.restoreGeometry(geometry)  # type: ignore[arg-type]
-        if state is not None:
-            self.restoreState(state)  # type: ignore[arg-type]
-        else:  # first run: a browser wide enough for its six columns (the user may resize it)
+        if state is None or not self.restoreState(state, LAYOUT_VERSION):  # type: ignore[arg-type]
+            # First run, or a layout saved by an older version: the default one, with a browser
+            # wide enough for its six columns (the user may resize it).
             self.resizeDocks([self.browser_dock], [BROWSER_WIDTH], Qt.Orientation.Horizontal)
         self.editor.brush_radius = self.prefs.brush_radius
         self.opacity.setValue(round(self.prefs.overlay_opacity * 100))
@@ -786,7 +789,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         """Stop the worker and keep the window layout."""
         self._stop_worker()
         self._settings.setValue("window/geometry", self.saveGeometry())
-        self._settings.setValue("window/state", self.saveState())
+        self._settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         super().closeEvent(event)
 
 

@@ -232,3 +232,20 @@ def test_first_run_shows_every_browser_column_and_every_tool(
         bar = win.findChild(QToolBar, name)
         shown = {a.text(): bar.widgetForAction(a).isVisible() for a in bar.actions() if a.text()}
         assert shown and all(shown.values()), (name, shown)  # none behind the overflow arrow
+
+
+def test_a_layout_saved_by_an_older_version_is_not_restored(qtbot, demo_store, predictor, settings):
+    from PySide6.QtWidgets import QToolBar
+
+    from app.main_window import LAYOUT_VERSION
+
+    old = make(qtbot, demo_store, predictor, settings)
+    bar = old.findChild(QToolBar, "edit_toolbar")
+    old.removeToolBarBreak(bar)  # the edit toolbar back beside the others, as before version 1
+    assert not old.toolBarBreak(bar)
+    settings.setValue("window/state", old.saveState())  # saved with no version (0)
+    new = make(qtbot, demo_store, predictor, settings)
+    assert new.toolBarBreak(new.findChild(QToolBar, "edit_toolbar"))  # the default layout
+    new.show()
+    new.close()  # saves with the current version, which the next start restores
+    assert new.restoreState(settings.value("window/state"), LAYOUT_VERSION)
