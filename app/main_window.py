@@ -710,7 +710,11 @@ class MainWindow(ToolsMixin, QMainWindow):
 
     def _scale_note(self) -> str:
         """A line saying the model saw this wafer on k x k blocks (large wafers), else nothing."""
-        k = coarse.factor(self._wafer.grid.shape) if self._wafer is not None else 1
+        k = (
+            coarse.factor(self._wafer.grid.shape, self.predictor.max_side)
+            if self._wafer is not None
+            else 1
+        )
         # The model judged blocks of k x k dies: outlines are only as fine as that, say why.
         return f"<br>model view: {k}x{k} blocks" if k > 1 else ""
 

@@ -25,7 +25,8 @@ SIZES = (("<=64", 64), ("65-150", 150), (">150", 10**9))
 
 def score(model: str, wafers: list, masks: list) -> dict[str, float]:
     """Mean IoU overall and per size band with the current constants."""
-    pred = Predictor(model, cache_size=1)
+    # The module's max side (as constants() sets it), over any the model's file names.
+    pred = Predictor(model, cache_size=1, max_side=coarse.MAX_SIDE)
     confs = {name: Confusion() for name, _ in SIZES} | {"all": Confusion()}
     for w, m, r in zip(wafers, masks, pred.predict(wafers), strict=True):
         on = w.grid > 0

@@ -42,7 +42,8 @@ export PYTHONPATH=/tmp/site:$PWD NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"; } \
   > "$RUNS/env.txt" 2>&1
-echo "training: INIT=${INIT:-} LR=${LR:-2e-3} MINUTES=$MINUTES BATCH=${BATCH:-64}" >> "$RUNS/env.txt"
+echo "training: INIT=${INIT:-} LR=${LR:-2e-3} MINUTES=$MINUTES BATCH=${BATCH:-64} MAX_SIDE=${MAX_SIDE:-0}" \
+  >> "$RUNS/env.txt"
 # THROUGHPUT="128 256 512": first measure what sets the training's pace at those batch sizes
 # (bench/train_throughput.py, about a minute; the training then has that much less time).
 if [ -n "${THROUGHPUT:-}" ]; then

@@ -21,14 +21,15 @@ from waferseg_core.ml.train import load_model
 runs, dest = Path(sys.argv[1]), Path(sys.argv[2])
 model, cfg = load_model(runs / "full" / "best_model.pt")
 onnx_path = dest / "waferseg-default.onnx"
-export_onnx(model, onnx_path, metadata={"arch": cfg.arch, "waferseg": "1", "source": str(runs / "full")})
+def meta(c, run):  # what inference needs to know of a run: its arch and its coarse views
+    return {"arch": c.arch, "waferseg": "1", "source": str(runs / run), "max_side": str(c.max_side)}
+export_onnx(model, onnx_path, metadata=meta(cfg, "full"))
 # The fold models are kept beside it (committed): the card's cross-validation can be run again
 # from them, and a later run continues each fold from its own (INIT in train_default_model.sh).
 (dest / "cv").mkdir(exist_ok=True)
 for k in (0, 1):
     fold, fcfg = load_model(runs / f"fold{k}" / "best_model.pt")
-    export_onnx(fold, dest / "cv" / f"fold{k}.onnx",
-                metadata={"arch": fcfg.arch, "waferseg": "1", "source": str(runs / f"fold{k}")})
+    export_onnx(fold, dest / "cv" / f"fold{k}.onnx", metadata=meta(fcfg, f"fold{k}"))
 val = synth_samples(256, 4343, 0.15)
 report = {"parity": parity(model, onnx_path, val)}
 (runs / "export.json").write_text(json.dumps(report, indent=1))

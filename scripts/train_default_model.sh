@@ -9,7 +9,8 @@
 # fold 0, fold1 on fold 1), never the full model on wafers it trained on.
 #
 #   NPZ=../shared/data/wm811k/wm811k_dev.npz OUT=out/default bash scripts/train_default_model.sh
-# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY, INIT, LR, BATCH.
+# Knobs (environment): SYNTH, EPOCHS, EPOCH_SIZE, MINUTES, WORKERS, DEVICE, PY, INIT, LR, BATCH,
+# MAX_SIDE (wafers more than this many dies across are seen in blocks; 0: the default, 96).
 # INIT=resources/models continues the shipped runs: full from INIT/waferseg-default.onnx, each
 # fold from its own INIT/cv/fold<k>.onnx (never from full: the fold would have seen its lots).
 # Afterwards, on any machine with the train extra: scripts/finish_default_model.sh exports,
@@ -25,12 +26,14 @@ MINUTES=${MINUTES:-5}
 LR=${LR:-2e-3}  # the peak of the cosine schedule (a continuation from INIT may start lower)
 WORKERS=${WORKERS:-5}
 BATCH=${BATCH:-64}  # wafers per step (bench/train_throughput.py: does a larger one go faster?)
+MAX_SIDE=${MAX_SIDE:-0}  # the exported model carries it; the app shows it the same views
 DEVICE=${DEVICE:-auto}
 PY=${PY:-.venv/bin/python}
 export NO_ALBUMENTATIONS_UPDATE=1 PYTHONUNBUFFERED=1
 common=(--synth "$SYNTH" --synth-seed 1000 --mixed 0.15 --real-npz "$NPZ" --arch resnet18-w0.5
         --epochs "$EPOCHS" --epoch-size "$EPOCH_SIZE" --batch-size "$BATCH" --lr "$LR" --seed 0
-        --max-minutes "$MINUTES" --workers "$WORKERS" --device "$DEVICE" --no-export)
+        --max-minutes "$MINUTES" --workers "$WORKERS" --device "$DEVICE" --max-side "$MAX_SIDE"
+        --no-export)
 INIT=${INIT:-}
 if [ -n "$INIT" ]; then
   for f in "$INIT/waferseg-default.onnx" "$INIT/cv/fold0.onnx" "$INIT/cv/fold1.onnx"; do

@@ -59,6 +59,13 @@ def add_commands(sub: Any) -> None:
         help="processes generating synthetic wafers and building batches",
     )
     p.add_argument(
+        "--max-side",
+        type=int,
+        default=0,
+        help="wafers more than this many dies across are seen in blocks (0: the default, 96); "
+        "the exported model carries it",
+    )
+    p.add_argument(
         "--max-minutes",
         type=float,
         default=0.0,
@@ -143,16 +150,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train, export to ONNX (parity checked), quantize when it agrees, and report."""
     if importlib.util.find_spec("torch") is None:
         raise InvalidInputError("waferseg train needs torch: install the 'train' extra")
-    from waferseg_core.ml.data import build_datasets, unlabeled_samples
-    from waferseg_core.ml.train import config_from_options, nan_to_none, score_best, train
+    from waferseg_core import coarse
+    from waferseg_core.ml.train import config_from_options
 
     if not args.coco and not args.synth and not args.real_npz:
         raise InvalidInputError(
             "expected training data: --coco FILE, --synth N and/or --real-npz FILE"
         )
     out = Path(args.out)
+    cfg = config_from_options({**vars(args), "fixmatch": bool(args.unlabeled)})
+    with coarse.constants(max_side=cfg.max_side):  # the views every sample is built with
+        return _train_run(args, cfg, out)
+
+
+def _train_run(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """``cmd_train`` once its options are checked: data, training, scores, export."""
+    from waferseg_core.ml.data import build_datasets, unlabeled_samples
+    from waferseg_core.ml.train import nan_to_none, score_best, train
+
     unlabeled = unlabeled_samples(args.unlabeled) if args.unlabeled else []
-    cfg = config_from_options({**vars(args), "fixmatch": bool(unlabeled)})
     train_set, val_set, real_holdout = build_datasets(
         coco=args.coco,
         val=args.val,
@@ -189,7 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 out,
                 train_set,
                 val_set,
-                metadata={"arch": args.arch, "waferseg": "1"},
+                metadata={"arch": args.arch, "waferseg": "1", "max_side": str(cfg.max_side)},
                 quantize=not args.no_quantize,
             )
         )
@@ -312,9 +328,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     if args.lot:
-        rows = _predict_lot(args)
+        rows, max_side = _predict_lot(args)
     else:
         pred = Predictor(args.model, views=args.views, phases=args.phases)
+        max_side = pred.max_side
         maps = [(Path(f), m) for f in args.files for m in read(f)]
         per_file: dict[Path, int] = {}
         for f, _ in maps:
@@ -341,7 +358,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "patterns": verdict["patterns"],
             "confidence": round(verdict["confidence"], 4),
             "class_dies": {CLASSES[i].name: c for i, c in enumerate(counts) if i and c},
-            "scale": coarse.factor(m.grid.shape),  # k: the model saw k x k blocks
+            "scale": coarse.factor(m.grid.shape, max_side),  # k: the model saw k x k blocks
             "ms": round(ms, 3),
         }
         if out_dir:
@@ -383,8 +400,11 @@ def _queue_lot(args: argparse.Namespace) -> int:
 
 def _predict_lot(
     args: argparse.Namespace,
-) -> list[tuple[str, str, Any, Any, dict[str, Any], float]]:
-    """(file, mask name, map, mask, verdict, ms) of a stored lot's wafers, through the cache."""
+) -> tuple[list[tuple[str, str, Any, Any, dict[str, Any], float]], int | None]:
+    """(file, mask name, map, mask, verdict, ms) of a stored lot's wafers, through the cache.
+
+    Also the model's max side (the blocks it saw large wafers in).
+    """
     from waferseg_core.cli_store import login, open_store
     from waferseg_core.inference import Predictor
     from waferseg_core.store.predict import predict_stored, resolve_model
@@ -401,7 +421,7 @@ def _predict_lot(
         t = time.perf_counter()
         chunk = next(chunks, None)
         if chunk is None:
-            return out
+            return out, pred.max_side
         ms = (time.perf_counter() - t) * 1000 / len(chunk)  # cached wafers cost a read only
         for p in chunk:
             verdict = {"pattern": p.pattern, "patterns": p.patterns, "confidence": p.confidence}
@@ -485,7 +505,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _large_wafer_ms(pred: Any) -> dict[str, Any]:
     """End-to-end predict of one wafer 200+ dies across: coarse scale against full scale."""
-    from waferseg_core import coarse
     from waferseg_core.inference import Predictor
     from waferseg_core.synth import first_sized
 
@@ -493,8 +512,8 @@ def _large_wafer_ms(pred: Any) -> dict[str, Any]:
     coarse_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
     four = Predictor(pred.path, phases=4)  # --phases 4
     phases_ms = statistics.median(_uncached_ms(four, [big]) for _ in range(3))
-    with coarse.constants(max_side=0):  # the model on every die, as before the coarse scale
-        full_ms = statistics.median(_uncached_ms(pred, [big]) for _ in range(3))
+    full = Predictor(pred.path, max_side=10**9)  # the model on every die, no blocks
+    full_ms = statistics.median(_uncached_ms(full, [big]) for _ in range(3))
     return {
         "large_wafer_dies": f"{big.rows}x{big.cols}",
         "large_wafer_coarse_ms": round(coarse_ms, 2),

@@ -52,14 +52,21 @@ for _r, _cid in enumerate(PRIORITY):
     _RANK[_cid] = (len(PRIORITY) - _r) / (2.0 * len(PRIORITY) + 2.0)
 
 
-def factor(shape: tuple[int, ...]) -> int:
-    """The reduction factor of a grid of this shape (1: seen as it is)."""
-    return max(1, -(-max(shape[-2:]) // MAX_SIDE))
+def factor(shape: tuple[int, ...], max_side: int | None = None) -> int:
+    """The reduction factor of a grid of this shape (1: seen as it is).
+
+    ``max_side`` is the model's (a model trained on other views carries its own in its
+    metadata); None: the module's ``MAX_SIDE``.
+    """
+    side = MAX_SIDE if max_side is None else max_side
+    return max(1, -(-max(shape[-2:]) // side))
 
 
-def view(grid: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8], int]:
+def view(
+    grid: npt.NDArray[np.uint8], max_side: int | None = None
+) -> tuple[npt.NDArray[np.uint8], int]:
     """The grid the model sees, and its reduction factor (the grid itself and 1 when small)."""
-    k = factor(grid.shape)
+    k = factor(grid.shape, max_side)
     return coarsen(grid, k), k
 
 

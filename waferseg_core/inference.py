@@ -41,6 +41,7 @@ from waferseg_core.modelio import encode, padded_size
 from waferseg_core.patterns import class_die_counts, patterns_from_counts
 from waferseg_core.wafer import WaferMap
 
+MAX_SIDE_KEY = "max_side"  # model metadata: the coarse view's max side it was trained with
 INT8 = ".int8.onnx"  # a model's static int8 version sits beside it: X.onnx -> X.int8.onnx
 
 
@@ -186,6 +187,22 @@ def _at_dies(
     return replace(out, seg=seg[:, dr:, dc:])
 
 
+def _max_side(meta: Mapping[str, str], path: str) -> int | None:
+    """The ``max_side`` a model was trained with (None: not recorded, the default applies).
+
+    Raises:
+        InvalidInputError: The entry is not a whole number of dies of 32 or more.
+    """
+    value = meta.get(MAX_SIDE_KEY)
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < 32:
+        raise InvalidInputError(
+            f"{path}: metadata {MAX_SIDE_KEY} must be a whole number of dies >= 32, found {value!r}"
+        )
+    return int(value)
+
+
 def file_hash(path: Path) -> str:
     """SHA-256 of a model file (the cache key and the model's identity in the store)."""
     h = hashlib.sha256()
@@ -204,6 +221,9 @@ class Predictor:
         cache_size: Predictions kept in memory (LRU).
         views: Views averaged per wafer: 1, 2, 4 or 8 (:mod:`waferseg_core.views`).
         phases: Block grids averaged per large wafer: 1, 2 or 4 (:mod:`waferseg_core.coarse`).
+        max_side: Wafers more than this many dies across are seen in blocks; default: the
+            model's own (its ``max_side`` metadata, written by training), else
+            ``coarse.MAX_SIDE`` at the time of each call.
     """
 
     def __init__(
@@ -214,6 +234,7 @@ class Predictor:
         cache_size: int = 4096,
         views: int = 1,
         phases: int = 1,
+        max_side: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -236,6 +257,7 @@ class Predictor:
         meta = self.session.get_modelmeta().custom_metadata_map
         # Calibrated per-class offsets of the pattern decision (none: the head's plain choice).
         self.offsets = parse_offsets(meta[OFFSETS_KEY], str(path)) if OFFSETS_KEY in meta else {}
+        self.max_side = max_side if max_side is not None else _max_side(meta, str(path))
         self._cache: OrderedDict[str, Prediction] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -256,7 +278,7 @@ class Predictor:
                     self._cache.move_to_end(w.content_hash)
                     results[i] = hit
                 else:
-                    seen[i] = view(w.grid)
+                    seen[i] = view(w.grid, self.max_side)
         outs = self._outputs(seen, batch_size)
         dies = {i: _at_dies(out, seen[i], wafers[i].grid.shape, (0, 0)) for i, out in outs.items()}
         if self.phases > 1:

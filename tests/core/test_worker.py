@@ -49,6 +49,7 @@ def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
     ok = store.enqueue_job(admin, {**TINY_JOB, "quantize": True})
     bad = store.enqueue_job(admin, {**TINY_JOB, "arch": "resnet19"})
     bad_ema = store.enqueue_job(admin, {**TINY_JOB, "teacher_ema": 1.0})
+    bad_side = store.enqueue_job(admin, {**TINY_JOB, "max_side": 10})
     proc = _worker(store_url, tmp_path / "jobs", "--once")
     assert proc.returncode == 0, proc.stderr
     assert '"status": "succeeded"' in proc.stdout and '"status": "failed"' in proc.stdout
@@ -63,12 +64,18 @@ def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
     # The int8 model is registered when it was kept (it agrees with fp32), else the fp32 one.
     kept = model["metrics"]["quantization"]["int8_kept"]
     assert model["file_path"].endswith("model.int8.onnx" if kept else "model.onnx")
+    from waferseg_core.inference import Predictor
+
+    assert Predictor(model["file_path"]).max_side == 96  # the views it trained on, recorded
     failed = store.job(admin, bad)
     assert failed["status"] == "failed" and "Traceback" in failed["error_text"]
     assert "unknown architecture 'resnet19'" in failed["error_text"]
     refused = store.job(admin, bad_ema)  # refused by its options, before any data loads
     assert refused["status"] == "failed" and refused["epochs"] == []
     assert "teacher_ema (--teacher-ema) must be within [0, 1), found 1.0" in refused["error_text"]
+    refused = store.job(admin, bad_side)
+    assert refused["status"] == "failed" and refused["epochs"] == []
+    assert "max_side (--max-side) must be 32 dies or more, found 10" in refused["error_text"]
     store.close()
 
 

@@ -31,12 +31,12 @@ def bald(
     Large wafers are scored at the die scale the model sees them (``coarse``), over their cells.
     """
     dev = pick_device(device)
-    model, _ = load_model(Path(checkpoint), str(dev))
+    model, cfg = load_model(Path(checkpoint), str(dev))
     model.to(dev).eval()
     undo = enable_mc_dropout(model)
     torch.manual_seed(seed)
     out = [0.0] * len(wafers)
-    grids = [view(w.grid)[0] for w in wafers]
+    grids = [view(w.grid, cfg.max_side)[0] for w in wafers]  # the views it trained on
     buckets: dict[tuple[int, int], list[int]] = {}
     for i, g in enumerate(grids):
         buckets.setdefault((padded_size(g.shape[0]), padded_size(g.shape[1])), []).append(i)

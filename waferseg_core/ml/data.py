@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from waferseg_core import coarse
 from waferseg_core.classes import WAFER_LABELS
-from waferseg_core.coarse import coarsen_mask, view
+from waferseg_core.coarse import coarsen_mask, constants, view
 from waferseg_core.coco import load, mask_from_annotations
 from waferseg_core.modelio import IGNORE, encode, label_vector, padded_size
 from waferseg_core.patterns import patterns_from_mask
@@ -54,22 +55,25 @@ class Sample:
         return int(np.argmax(self.labels))
 
 
-def _synth_one(args: tuple[int, int, float]) -> Sample:
-    seed, i, mixed = args
+def _synth_one(args: tuple[int, int, float, int]) -> Sample:
+    seed, i, mixed, max_side = args
     sw = generate_wafer(seed, i, mixed=mixed)
-    return Sample(
-        sw.wafer.grid,
-        sw.mask,
-        label_vector(patterns_from_mask(sw.mask, sw.wafer.grid)),
-        sw.wafer.lot,
-    )
+    # Passed along, not inherited: a process pool's workers need not share the parent's module
+    # state (coarse.constants() in the parent, as a run with another max side sets it).
+    with constants(max_side=max_side):
+        return Sample(
+            sw.wafer.grid,
+            sw.mask,
+            label_vector(patterns_from_mask(sw.mask, sw.wafer.grid)),
+            sw.wafer.lot,
+        )
 
 
 def synth_samples(
     count: int, seed: int, mixed: float = 0.15, workers: int = 0, start: int = 0
 ) -> list[Sample]:
     """``count`` synthetic wafers (in parallel processes when ``workers`` > 1)."""
-    jobs = [(seed, i, mixed) for i in range(start, start + count)]
+    jobs = [(seed, i, mixed, coarse.MAX_SIDE) for i in range(start, start + count)]
     if workers > 1 and count > 200:
         with ProcessPoolExecutor(workers) as pool:
             return list(pool.map(_synth_one, jobs, chunksize=64))

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from waferseg_core.classes import WAFER_LABELS
+from waferseg_core.coarse import MAX_SIDE
 from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
 from waferseg_core.ml.data import Augment, FixMatchViews, Sample, batches, bucket_of, to_arrays
 from waferseg_core.ml.losses import class_weights, combined_loss, mil_loss, wafer_loss
@@ -76,6 +77,9 @@ class TrainConfig:
     # (a fresh run only, not a resumed one). AdamW's first steps move every weight by about the
     # rate whatever its gradient, which undoes a trained model before its moments settle.
     warmup_steps: int = 0
+    # Wafers more than this many dies across are seen in blocks (waferseg_core/coarse.py); the
+    # exported model carries it in its metadata, so inference shows it the same views.
+    max_side: int = MAX_SIDE
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -83,7 +87,8 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
     """The config of ``waferseg train`` options: the CLI's or a worker job's (missing: defaults).
 
     Raises:
-        InvalidInputError: ``threshold`` is outside (0, 1] or ``teacher_ema`` outside [0, 1).
+        InvalidInputError: ``threshold`` is outside (0, 1], ``teacher_ema`` outside [0, 1) or
+            ``max_side`` under 32.
     """
     from waferseg_core.errors import InvalidInputError
 
@@ -105,6 +110,7 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         teacher_ema=float(opts.get("teacher_ema", d.teacher_ema)),
         init=str(opts.get("init") or ""),
         warmup_steps=_warmup(opts),
+        max_side=int(opts.get("max_side") or d.max_side),
     )
     # Checked here, where the CLI and the worker meet, so a bad job fails before its data loads.
     if not 0.0 < cfg.threshold <= 1.0:
@@ -114,6 +120,10 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
     if not 0.0 <= cfg.teacher_ema < 1.0:
         raise InvalidInputError(
             f"teacher_ema (--teacher-ema) must be within [0, 1), found {cfg.teacher_ema}"
+        )
+    if cfg.max_side < 32:
+        raise InvalidInputError(
+            f"max_side (--max-side) must be 32 dies or more, found {cfg.max_side}"
         )
     return cfg
 

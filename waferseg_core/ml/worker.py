@@ -4,8 +4,8 @@ Run on the workstation or on any GPU machine that reaches the same store (``wafe
 A job's ``config`` holds the ``waferseg train`` options (``coco``, ``val``, ``synth``, ``lots``
 (stored lots whose annotated wafers train, with their final masks),
 ``real_npz``, ``arch``, ``epochs``, ``batch_size``, ``lr``, ``seed``, ``epoch_size``, ``device``,
-``max_minutes``, ``patience``, ``quantize``, ``init`` (a checkpoint, or an exported ``.onnx``,
-to fine-tune from), ``warmup_steps``,
+``max_minutes``, ``patience``, ``quantize``, ``max_side``, ``init`` (a checkpoint, or an
+exported ``.onnx``, to fine-tune from), ``warmup_steps``,
 ``fixmatch`` with ``threshold``, ``fixmatch_start``, ``teacher_ema`` and ``unlabeled``
 (files or folders; with ``lots``, their unannotated wafers join in)). While it trains, the
 worker heartbeats at most every ``HEARTBEAT_S`` seconds and stops at the next batch when a
@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from waferseg_core.coarse import constants
 from waferseg_core.inference import file_hash, model_files
 from waferseg_core.ml import data as D  # noqa: N812
 from waferseg_core.ml.export import export_run
@@ -59,20 +60,21 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
         tc = config_from_options(cfg)  # a bad option fails the job before any data loads
         stored: list[D.Sample] = []
         unlabeled: list[D.Sample] = []
-        if cfg.get("lots"):
-            stored, unlabeled = D.store_samples(store, owner, list(cfg["lots"]))
-        if cfg.get("unlabeled"):
-            unlabeled += D.unlabeled_samples(list(cfg["unlabeled"]))
-        train_set, val_set, _ = D.build_datasets(
-            coco=cfg.get("coco"),
-            val=cfg.get("val"),
-            synth=int(cfg.get("synth", 0)),
-            synth_seed=int(cfg.get("synth_seed", 1000)),
-            mixed=float(cfg.get("mixed", 0.15)),
-            workers=int(cfg.get("workers", 0)),
-            real_npz=cfg.get("real_npz"),
-            samples=stored,
-        )
+        with constants(max_side=tc.max_side):  # the views every sample is built with
+            if cfg.get("lots"):
+                stored, unlabeled = D.store_samples(store, owner, list(cfg["lots"]))
+            if cfg.get("unlabeled"):
+                unlabeled += D.unlabeled_samples(list(cfg["unlabeled"]))
+            train_set, val_set, _ = D.build_datasets(
+                coco=cfg.get("coco"),
+                val=cfg.get("val"),
+                synth=int(cfg.get("synth", 0)),
+                synth_seed=int(cfg.get("synth_seed", 1000)),
+                mixed=float(cfg.get("mixed", 0.15)),
+                workers=int(cfg.get("workers", 0)),
+                real_npz=cfg.get("real_npz"),
+                samples=stored,
+            )
         out = out_root / f"job-{job_id}"
         for row in train(tc, train_set, val_set, out, cancelled=cancelled, unlabeled=unlabeled):
             store.add_epoch(job_id, int(row["epoch"]), nan_to_none(row))
@@ -87,7 +89,12 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
                 train_set,
                 val_set,
                 quantize=bool(cfg.get("quantize")),
-                metadata={"arch": tc.arch, "waferseg": "1", "job": str(job_id)},
+                metadata={
+                    "arch": tc.arch,
+                    "waferseg": "1",
+                    "job": str(job_id),
+                    "max_side": str(tc.max_side),
+                },
             )
         )
         # The int8 model when this run kept it (it agrees with fp32 and is the faster one).
