@@ -257,7 +257,8 @@ class Predictor:
         meta = self.session.get_modelmeta().custom_metadata_map
         # Calibrated per-class offsets of the pattern decision (none: the head's plain choice).
         self.offsets = parse_offsets(meta[OFFSETS_KEY], str(path)) if OFFSETS_KEY in meta else {}
-        self.max_side = max_side if max_side is not None else _max_side(meta, str(path))
+        self.model_max_side = _max_side(meta, str(path))  # what the file records (None: 96)
+        self.max_side = max_side if max_side is not None else self.model_max_side
         self._cache: OrderedDict[str, Prediction] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()

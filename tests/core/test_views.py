@@ -95,6 +95,10 @@ def test_the_store_cache_takes_one_view_predictions_only(tmp_path):
         next(predict_stored(store, user, Predictor(views=4), ids))
     with pytest.raises(InvalidInputError, match="with phases=1, found phases=2"):
         next(predict_stored(store, user, Predictor(phases=2), ids))
+    with pytest.raises(
+        InvalidInputError, match=r"expected its max side \(the default\), found max_side=128"
+    ):
+        next(predict_stored(store, user, Predictor(max_side=128), ids))
     (chunk,) = list(predict_stored(store, user, Predictor(), ids))
     assert [p.wafer_id for p in chunk] == ids
     store.close()

@@ -135,13 +135,13 @@ def query(
     for k in range(0, len(wafers), CHUNK):
         preds += predictor.predict(wafers[k : k + CHUNK])
     ms = (time.perf_counter() - t0) * 1000  # the inference log's figure for this run
-    if actor.can("infer"):
+    # Kept under the model's hash only when made with the model's own views (its max side).
+    if actor.can("infer") and predictor.max_side == predictor.model_max_side:
         store.save_embeddings(
             actor, predictor.hash, {i: p.embedding for i, p in zip(pool_ids, preds, strict=True)}
         )
-        if (
-            predictor.views == predictor.phases == 1
-        ):  # what the lot view and the queue's Predicted column read
+        # What the lot view and the queue's Predicted column read: one-view predictions.
+        if predictor.views == predictor.phases == 1:
             items = [cache_item(w, p) for w, p in zip(wafers, preds, strict=True)]
             store.cache_predictions(actor, predictor.hash, items, ms=ms)
     if strategy == "bald":

@@ -61,8 +61,9 @@ def predict_stored(
     """Predictions chunk by chunk, in ``wafer_ids`` order; new ones are cached when allowed.
 
     Raises:
-        InvalidInputError: A predictor averaging several views or phases: the cache is keyed
-            by model only, and one-view predictions are what every reader of it expects.
+        InvalidInputError: A predictor averaging several views or phases, or overriding the
+            model's max side: the cache is keyed by model only, and the model's own one-view
+            predictions are what every reader of it expects.
     """
     for name in ("views", "phases"):
         if getattr(predictor, name) != 1:
@@ -70,6 +71,12 @@ def predict_stored(
                 f"stored predictions are one view: expected a predictor with {name}=1, "
                 f"found {name}={getattr(predictor, name)}"
             )
+    if predictor.max_side != predictor.model_max_side:
+        own = predictor.model_max_side or "the default"
+        raise InvalidInputError(
+            f"stored predictions use the model's own views: expected its max side ({own}), "
+            f"found max_side={predictor.max_side}"
+        )
     for k in range(0, len(wafer_ids), chunk):
         ids = wafer_ids[k : k + chunk]
         maps = [store.wafer(actor, i) for i in ids]
