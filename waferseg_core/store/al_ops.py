@@ -27,14 +27,18 @@ CHUNK = 256
 def ensure_embeddings(
     store: Store, actor: UserRef, predictor: Predictor, wafer_ids: Sequence[int]
 ) -> dict[int, npt.NDArray[np.float32]]:
-    """Embeddings of these wafers under the model; missing ones are computed and kept."""
-    have = store.embeddings(actor, predictor.hash, wafer_ids)
+    """Embeddings of these wafers under the model; missing ones are computed and kept.
+
+    Kept under the model's hash only when made with the model's own views (its max side).
+    """
+    own = predictor.max_side == predictor.model_max_side
+    have = store.embeddings(actor, predictor.hash, wafer_ids) if own else {}
     missing = [i for i in wafer_ids if i not in have]
     for k in range(0, len(missing), CHUNK):
         ids = missing[k : k + CHUNK]
         preds = predictor.predict([store.wafer(actor, i) for i in ids])
         new = {i: p.embedding for i, p in zip(ids, preds, strict=True)}
-        if actor.can("infer"):
+        if own and actor.can("infer"):
             store.save_embeddings(actor, predictor.hash, new)
         have.update(new)
     return have
