@@ -129,6 +129,11 @@ def add_commands(sub: Any) -> None:
         help="with --lot: queue the lot for `waferseg worker` (here or on a machine sharing the "
         "store) instead of predicting it now; prints the job id",
     )
+    p.add_argument(
+        "--all-lots",
+        action="store_true",
+        help="with --queue: one job for every stored lot (those stored when it runs)",
+    )
     _add_views(p)
     p.set_defaults(func=cmd_predict)
 
@@ -314,6 +319,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from waferseg_core.formats.pngio import encode_gray
     from waferseg_core.inference import Predictor
 
+    if args.all_lots:
+        if args.files or args.lot or not args.queue:
+            raise InvalidInputError("--all-lots goes with --queue alone (no FILE, no --lot)")
+        return _queue_lot(args)
     if bool(args.files) == bool(args.lot):
         raise InvalidInputError("predict needs FILE... or --lot NAME (one of the two)")
     for name in ("views", "phases"):
@@ -375,26 +384,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _queue_lot(args: argparse.Namespace) -> int:
-    """``predict --lot NAME --queue``: a batch-inference job for the worker."""
+    """``predict --lot NAME --queue`` (or ``--all-lots --queue``): a batch-inference job."""
     from waferseg_core.cli_store import login, open_store
 
-    if not args.lot:
-        raise InvalidInputError("--queue needs --lot NAME (a stored lot), found files")
+    if not args.lot and not args.all_lots:
+        raise InvalidInputError(
+            "--queue needs --lot NAME (a stored lot) or --all-lots, found files"
+        )
     if args.masks_out:
         raise InvalidInputError(
             "--masks-out with --queue: expected none (the worker predicts later)"
         )
     store = open_store(args)
     user = login(store, args)
-    if args.lot not in {x["name"] for x in store.lots(user)}:
+    if args.lot and args.lot not in {x["name"] for x in store.lots(user)}:
         raise InvalidInputError(f"expected a stored lot, found no lot {args.lot!r} (waferseg lots)")
     from waferseg_core.inference import model_file
 
     # A full path: the worker may run in another folder or on another machine.
     model = str(model_file(args.model).resolve()) if args.model else None
-    config = {"lots": [args.lot], "model": model}
-    job = store.enqueue_job(user, config, kind="infer")
-    _emit({"job": job, "kind": "infer", "lots": [args.lot], "model": model})
+    lots = [args.lot] if args.lot else None  # None: every lot stored when the job runs
+    job = store.enqueue_job(user, {"lots": lots, "model": model}, kind="infer")
+    _emit({"job": job, "kind": "infer", "lots": lots, "model": model})
     return 0
 
 

@@ -189,7 +189,8 @@ def test_batch_inference_jobs_fill_the_prediction_cache(tmp_path, store_url, cap
     assert main([*argv, "--lot", "L", "--queue"]) == 0  # the CLI queues, the worker predicts
     queued = json.loads(capsys.readouterr().out)
     assert queued["kind"] == "infer" and queued["lots"] == ["L"] and queued["model"] is None
-    every = store.enqueue_job(admin, {}, kind="infer")  # no lots named: every lot
+    assert main([*argv, "--all-lots", "--queue"]) == 0  # one job, every lot stored when it runs
+    every = json.loads(capsys.readouterr().out)["job"]
     bad = store.enqueue_job(admin, {"lots": ["L", "NOPE"]}, kind="infer")
     assert work(store, tmp_path / "jobs", once=True) == 3
     job = store.job(admin, queued["job"])
@@ -204,6 +205,8 @@ def test_batch_inference_jobs_fill_the_prediction_cache(tmp_path, store_url, cap
         (["--lot", "NOPE", "--queue"], "found no lot 'NOPE'"),
         (["--lot", "L", "--queue", "--masks-out", str(tmp_path)], "--masks-out with --queue"),
         (["--lot", "L", "--queue", "--views", "4"], "--views with --lot: expected 1"),
+        (["--all-lots"], "--all-lots goes with --queue alone"),
+        (["--all-lots", "--queue", "--lot", "L"], "--all-lots goes with --queue alone"),
     ):
         assert main([*argv, *extra]) == 2 and says in capsys.readouterr().err
     store.close()
