@@ -332,8 +332,12 @@ class TrainingMonitor(QWidget):
     def cancel_selected(self) -> None:
         """Ask the selected job to stop."""
         for job_id in self.selected_ids()[:1]:
-            self.store.request_cancel(self.user, job_id)
-            self.status.setText(f"cancel requested for job {job_id}")
+            try:
+                self.store.request_cancel(self.user, job_id)
+            except WaferSegError as exc:  # it ended since the table was read
+                self.status.setText(str(exc))
+            else:
+                self.status.setText(f"cancel requested for job {job_id}")
         self.refresh()
 
     def promote_selected(self) -> None:

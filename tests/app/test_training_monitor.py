@@ -98,3 +98,5 @@ def test_a_batch_inference_job_shows_its_lots(qtbot, store, tmp_path):
     mon.refresh()
     mon.select_job(job)  # its rows are lots, not epochs: the curves stay empty, nothing breaks
     assert mon.table.item(0, 1).text() == "succeeded" and mon.table.item(0, 3).text() == "1/1"
+    mon.cancel_selected()  # it ended before the click: said, not raised
+    assert "expected a queued or running job, found it succeeded" in mon.status.text()

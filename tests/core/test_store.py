@@ -252,8 +252,10 @@ def test_job_queue_claim_heartbeat_cancel(store, admin):
         and "boom" in job["error_text"]
         and job["epochs"] == [{"loss": 1.0}]
     )
+    with pytest.raises(InvalidInputError, match=f"job {j2}: expected a queued or running job"):
+        store.request_cancel(admin, j2)  # it has ended: nothing to ask
     j3 = store.enqueue_job(admin, {})
-    store.request_cancel(admin, j3)
+    assert store.request_cancel(admin, j3) == "cancelled"
     assert store.job(admin, j3)["status"] == "cancelled" and store.claim_job("h") is None
 
 

@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "viewer": frozenset({"read"}),
 }
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+ENDED_JOB_STATES = JOB_STATES[2:]
 WAFER_STATUSES = ("new", "annotated", "reviewed")
 
 
@@ -1008,7 +1009,7 @@ class Store:
 
     def finish_job(self, job_id: int, status: str, error_text: str = "") -> None:
         """Mark a job succeeded, failed or cancelled."""
-        if status not in ("succeeded", "failed", "cancelled"):
+        if status not in ENDED_JOB_STATES:
             raise InvalidInputError(
                 f"a finished job is succeeded, failed or cancelled, found {status!r}"
             )
@@ -1019,16 +1020,25 @@ class Store:
                 .values(status=status, error_text=error_text, finished_at=m.utcnow())
             )
 
-    def request_cancel(self, actor: UserRef, job_id: int) -> None:
-        """Ask a job to stop (a queued job is cancelled at once)."""
+    def request_cancel(self, actor: UserRef, job_id: int) -> str:
+        """Ask a job to stop (a queued job is cancelled at once); returns its status then.
+
+        Raises:
+            InvalidInputError: No such job, or it has ended already.
+        """
         _require(actor, "train")
         with self.writes() as s, s.begin():
             job = s.get(m.TrainingJob, job_id)
             if job is None:
                 raise InvalidInputError(f"no job with id {job_id}")
+            if job.status in ENDED_JOB_STATES:
+                raise InvalidInputError(
+                    f"job {job_id}: expected a queued or running job, found it {job.status}"
+                )
             job.cancel_requested = True
             if job.status == "queued":
                 job.status, job.finished_at = "cancelled", m.utcnow()
+            return str(job.status)
 
     def add_epoch(self, job_id: int, epoch: int, metrics: dict[str, Any]) -> None:
         """Store one epoch's metrics of a job."""
