@@ -385,7 +385,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _queue_lot(args: argparse.Namespace) -> int:
     """``predict --lot NAME --queue`` (or ``--all-lots --queue``): a batch-inference job."""
-    from waferseg_core.cli_store import login, open_store
+    from waferseg_core.cli_store import login, open_store, require_lot
 
     if not args.lot and not args.all_lots:
         raise InvalidInputError(
@@ -397,8 +397,8 @@ def _queue_lot(args: argparse.Namespace) -> int:
         )
     store = open_store(args)
     user = login(store, args)
-    if args.lot and args.lot not in {x["name"] for x in store.lots(user)}:
-        raise InvalidInputError(f"expected a stored lot, found no lot {args.lot!r} (waferseg lots)")
+    if args.lot:
+        require_lot(store, user, args.lot)
     from waferseg_core.inference import model_file
 
     # A full path: the worker may run in another folder or on another machine.

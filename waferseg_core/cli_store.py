@@ -41,6 +41,18 @@ def login(store: Any, args: argparse.Namespace) -> Any:
     return store.login(args.user, password)
 
 
+def require_lot(store: Any, user: Any, lot: str) -> None:
+    """Refuse a lot name the store does not hold (``wafers --lot``, ``predict --lot --queue``)."""
+    if lot not in {x["name"] for x in store.lots(user)}:
+        raise InvalidInputError(f"expected a stored lot, found no lot {lot!r} (waferseg lots)")
+
+
+def _require_limit(limit: int | None) -> None:
+    """Refuse a ``--limit`` under 1 (None: no limit)."""
+    if limit is not None and limit < 1:
+        raise InvalidInputError(f"--limit must be 1 or more, found {limit}")
+
+
 def add_commands(sub: Any) -> None:
     """Register the store commands."""
     p = sub.add_parser(
@@ -300,16 +312,15 @@ def cmd_wafers(args: argparse.Namespace) -> int:
     from waferseg_core.inference import file_hash, model_file
     from waferseg_core.store.predict import resolve_model
 
-    if args.limit is not None and args.limit < 1:
-        raise InvalidInputError(f"--limit must be 1 or more, found {args.limit}")
+    _require_limit(args.limit)
     if args.pattern is not None and args.pattern not in WAFER_LABELS:
         raise InvalidInputError(
             f"--pattern: expected one of {', '.join(WAFER_LABELS)}, found {args.pattern!r}"
         )
     store = open_store(args)
     user = login(store, args)
-    if args.lot is not None and args.lot not in {x["name"] for x in store.lots(user)}:
-        raise InvalidInputError(f"expected a stored lot, found no lot {args.lot!r} (waferseg lots)")
+    if args.lot is not None:
+        require_lot(store, user, args.lot)
     model = model_file(resolve_model(store, user, args.model))
     for row in store.list_wafers(
         user,
@@ -326,8 +337,7 @@ def cmd_wafers(args: argparse.Namespace) -> int:
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     """One JSON line per job, newest first: id, kind, status, who, when, progress, model."""
-    if args.limit < 1:
-        raise InvalidInputError(f"--limit must be 1 or more, found {args.limit}")
+    _require_limit(args.limit)
     store = open_store(args)
     user = login(store, args)
     for job in store.jobs(user, limit=args.limit, status=args.status):
