@@ -43,6 +43,7 @@ from waferseg_core.classes import NUM_CLASSES, PRIORITY
 from waferseg_core.errors import offered_count
 
 MAX_SIDE = 96
+LEAST_MAX_SIDE = 32  # a model's own max side (train --max-side) is at least this
 RAMP = (0.25, 0.65)
 _SALT = np.uint64(0x632BE59BD9B4E019)  # so that no position hashes to 0 (the corner would)
 

@@ -34,7 +34,15 @@ import numpy.typing as npt
 
 from waferseg_core import views as d4
 from waferseg_core.classes import CLASSES, NONE_PATTERN, WAFER_LABELS
-from waferseg_core.coarse import check_phases, coarsen, interpolate, phase_shifts, shifted, view
+from waferseg_core.coarse import (
+    LEAST_MAX_SIDE,
+    check_phases,
+    coarsen,
+    interpolate,
+    phase_shifts,
+    shifted,
+    view,
+)
 from waferseg_core.decision import OFFSETS_KEY, choose_pattern, parse_offsets
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.modelio import encode, padded_size
@@ -191,14 +199,16 @@ def _max_side(meta: Mapping[str, str], path: str) -> int | None:
     """The ``max_side`` a model was trained with (None: not recorded, the default applies).
 
     Raises:
-        InvalidInputError: The entry is not a whole number of dies of 32 or more.
+        InvalidInputError: The entry is not a whole number of dies, at least the least a
+            training run may use (``coarse.LEAST_MAX_SIDE``).
     """
     value = meta.get(MAX_SIDE_KEY)
     if value is None:
         return None
-    if not value.isdigit() or int(value) < 32:
+    if not value.isdigit() or int(value) < LEAST_MAX_SIDE:
         raise InvalidInputError(
-            f"{path}: metadata {MAX_SIDE_KEY} must be a whole number of dies >= 32, found {value!r}"
+            f"{path}: metadata {MAX_SIDE_KEY} must be a whole number of dies "
+            f">= {LEAST_MAX_SIDE}, found {value!r}"
         )
     return int(value)
 

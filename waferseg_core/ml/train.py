@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from waferseg_core.classes import WAFER_LABELS
-from waferseg_core.coarse import MAX_SIDE
+from waferseg_core.coarse import LEAST_MAX_SIDE, MAX_SIDE
 from waferseg_core.metrics import Confusion, segmentation_report, wafer_report
 from waferseg_core.ml.data import Augment, FixMatchViews, Sample, batches, bucket_of, to_arrays
 from waferseg_core.ml.losses import class_weights, combined_loss, mil_loss, wafer_loss
@@ -88,7 +88,7 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
 
     Raises:
         InvalidInputError: ``threshold`` is outside (0, 1], ``teacher_ema`` outside [0, 1) or
-            ``max_side`` under 32.
+            ``max_side`` under ``coarse.LEAST_MAX_SIDE``.
     """
     from waferseg_core.errors import InvalidInputError
 
@@ -121,9 +121,9 @@ def config_from_options(opts: Mapping[str, Any]) -> TrainConfig:
         raise InvalidInputError(
             f"teacher_ema (--teacher-ema) must be within [0, 1), found {cfg.teacher_ema}"
         )
-    if cfg.max_side < 32:
+    if cfg.max_side < LEAST_MAX_SIDE:
         raise InvalidInputError(
-            f"max_side (--max-side) must be 32 dies or more, found {cfg.max_side}"
+            f"max_side (--max-side) must be {LEAST_MAX_SIDE} dies or more, found {cfg.max_side}"
         )
     return cfg
 
