@@ -54,6 +54,10 @@ from waferseg_core.wafer import WaferMap
 
 STATE_NAMES = {0: "no die", 1: "pass", 2: "fail"}
 COLUMNS = ["Wafer", "Pattern", "Conf.", "Unc.", "Fail %", "Status"]
+COLUMN_TIPS = {
+    2: "the model's probability of the pattern called (its wafer-level head)",
+    3: "mean entropy of the dies' class probabilities (nats): how much the mask is in doubt",
+}
 # Saved window layouts of another version are not restored: version 1 gave the edit toolbar
 # a row of its own (an older layout would put it back where its buttons overflowed).
 LAYOUT_VERSION = 1
@@ -126,6 +130,8 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.filter_box.textChanged.connect(lambda _: self._apply_filter())
         self.browser = QTreeWidget()
         self.browser.setHeaderLabels(COLUMNS)
+        for col, tip in COLUMN_TIPS.items():
+            self.browser.headerItem().setToolTip(col, tip)
         self.browser.setRootIsDecorated(False)
         self.browser.setSortingEnabled(True)
         self.browser.currentItemChanged.connect(self._open_current)
@@ -596,7 +602,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         item = self._items.get(wafer_id)
         if item is not None:
             item.setText(1, pred["pattern"])
-            item.setText(2, f"{pred['confidence']:.2f}")
+            item.setText(2, f"{pred['pattern_probability']:.2f}")
             item.setText(3, f"{pred['uncertainty']:.2f}")
             if "grid" in pred:
                 thumb = QPixmap.fromImage(grid_image(pred["grid"])).scaled(
@@ -701,8 +707,9 @@ class MainWindow(ToolsMixin, QMainWindow):
             self.prediction_label.setText(
                 f"{pred['pattern']}"
                 + (f" (also {others})" if others else "")
-                + f"<br>confidence {pred['confidence']:.2f}"
-                + f"<br>uncertainty {pred['uncertainty']:.2f}"
+                + f"<br>probability of {pred['pattern']} {pred['pattern_probability']:.2f}"
+                + f"<br>die confidence {pred['confidence']:.2f}"
+                + f"<br>die uncertainty {pred['uncertainty']:.2f}"
                 + self._scale_note()
             )
         else:

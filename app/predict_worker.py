@@ -21,7 +21,7 @@ class PredictWorker(QObject):
     progress = Signal(int, int)  # done, total
     wafer_predicted = Signal(
         int, object
-    )  # wafer id, dict(pattern, patterns, confidence, uncertainty, mask)
+    )  # wafer id, dict(pattern, patterns, pattern_probability, confidence, uncertainty, mask)
     finished = Signal(float)  # milliseconds for the whole lot
     failed = Signal(str)
 
@@ -48,6 +48,7 @@ class PredictWorker(QObject):
                     res: dict[str, Any] = {
                         "pattern": p.pattern,
                         "patterns": p.patterns,
+                        "pattern_probability": p.pattern_probability,
                         "confidence": p.confidence,
                         "uncertainty": p.uncertainty,
                         "mask": p.mask,

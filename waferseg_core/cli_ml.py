@@ -137,7 +137,9 @@ def add_commands(sub: Any) -> None:
     _add_views(p)
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("worker", help="claim queued training jobs from the store and run them")
+    p = sub.add_parser(
+        "worker", help="claim queued jobs (training, active learning, batch inference) and run them"
+    )
     p.add_argument("--once", action="store_true", help="stop when the queue is empty")
     p.add_argument(
         "--poll", type=float, default=5.0, help="seconds between looks at an empty queue"
@@ -312,6 +314,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verdict(p: Any) -> dict[str, Any]:
+    """The wafer's call of a prediction (fresh or stored), as ``predict`` prints it."""
+    return {
+        "pattern": p.pattern,
+        "patterns": p.patterns,
+        "pattern_probability": p.pattern_probability,
+        "confidence": p.confidence,
+    }
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """One JSON line per wafer; masks as class-id PNGs when asked."""
     from waferseg_core import coarse
@@ -352,7 +364,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f.stem if per_file[f] == 1 else f"{f.stem}_{m.wafer_id}",
                 m,
                 r.mask,
-                {"pattern": r.pattern, "patterns": r.patterns, "confidence": r.confidence},
+                _verdict(r),
                 r.ms,
             )
             for (f, m), r in zip(maps, results, strict=True)
@@ -365,6 +377,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "wafer": m.wafer_id,
             "pattern": verdict["pattern"],
             "patterns": verdict["patterns"],
+            "pattern_probability": round(verdict["pattern_probability"], 4),
             "confidence": round(verdict["confidence"], 4),
             "class_dies": {CLASSES[i].name: c for i, c in enumerate(counts) if i and c},
             "scale": coarse.factor(m.grid.shape, max_side),  # k: the model saw k x k blocks
@@ -435,7 +448,7 @@ def _predict_lot(
             return out, pred.max_side
         ms = (time.perf_counter() - t) * 1000 / len(chunk)  # cached wafers cost a read only
         for p in chunk:
-            verdict = {"pattern": p.pattern, "patterns": p.patterns, "confidence": p.confidence}
+            verdict = _verdict(p)
             name = f"{args.lot}_{p.wafer.wafer_id}_{p.wafer_id}"
             out.append((p.wafer.source_file, name, p.wafer, p.mask, verdict, ms))
 

@@ -39,6 +39,7 @@ KINDS = ("coco", "csv", "g85", "e142", "stdf", "sinf", "tsk", "png")
 FOLDER_KINDS = ("coco", "png", "sinf", "tsk")
 INKED_LOT = ("g85", "e142", "stdf")  # one file for the lot
 INKED_EACH = ("sinf", "tsk")  # one file per wafer
+VERDICT = ("pattern", "patterns", "pattern_probability", "confidence")  # the model's call
 CSV_COLUMNS = [
     "lot",
     "wafer",
@@ -48,9 +49,7 @@ CSV_COLUMNS = [
     "dies",
     "fail_dies",
     "status",
-    "pattern",
-    "patterns",
-    "confidence",
+    *VERDICT,
     "model_version",
     "mask_source",
     *(f"dies_{c.name}" for c in CLASSES[1:]),
@@ -127,11 +126,12 @@ class _Rows:
         wm = wafer_masks(self.store, self.actor, info["id"])
         reviews = self.store.reviews(self.actor, info["id"])
         mask = wm.final()
-        verdict: dict[str, Any] = {"pattern": "", "patterns": "", "confidence": ""}
+        verdict: dict[str, Any] = dict.fromkeys(VERDICT, "")
         if p is not None:
             verdict = {
                 "pattern": p.pattern,
                 "patterns": ";".join(p.patterns),
+                "pattern_probability": round(p.pattern_probability, 4),
                 "confidence": round(p.confidence, 4),
             }
             if mask is None:

@@ -15,7 +15,9 @@ The wafer's pattern agrees with the mask the user sees: the candidates are the c
 at least ``decision.CANDIDATE_DIES`` dies of the predicted mask, and among them the wafer-level
 head picks (its logits plus the model's calibrated offsets, :mod:`waferseg_core.decision`); with
 no candidate the wafer is ``none``. ``patterns`` lists every class that passes the mask thresholds
-of :mod:`waferseg_core.patterns` (mixed-type wafers list several).
+of :mod:`waferseg_core.patterns` (mixed-type wafers list several). ``pattern_probability`` is the
+head's probability of the pattern called, the wafer's confidence in its call; ``confidence`` is
+the mean over the wafer's dies of each die's class probability, background dies included.
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ class Prediction:
     confidence: float  # mean probability of the chosen class over the wafer's dies
     uncertainty: float  # mean entropy over the wafer's dies
     pattern: str
+    # The wafer head's probability of ``pattern``: how sure the model is of the wafer's call.
+    # ``confidence`` is near 1 on almost every wafer (background dies dominate the mean).
+    pattern_probability: float
     patterns: list[str]
     class_dies: dict[str, int]
     wafer_probs: dict[str, float]
@@ -413,6 +418,7 @@ class Predictor:
             confidence=float(pmax[on].mean()) if on.any() else 0.0,
             uncertainty=float(ent[on].mean()) if on.any() else 0.0,
             pattern=pattern,
+            pattern_probability=float(wafer_probs[WAFER_LABELS.index(pattern)]),
             patterns=patterns,
             class_dies={CLASSES[i].name: counts[i] for i in range(1, len(counts)) if counts[i]},
             wafer_probs={name: float(p) for name, p in zip(WAFER_LABELS, wafer_probs, strict=True)},

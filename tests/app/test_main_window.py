@@ -35,6 +35,13 @@ def test_lot_is_predicted_in_a_worker_and_listed_worst_first(
     assert len(win.predictions) == DEMO_COUNT
     patterns = {win.browser.topLevelItem(i).text(1) for i in range(DEMO_COUNT)}
     assert patterns <= set(WAFER_LABELS)
+    # Conf. is the head's probability of the pattern called, not the die-mean confidence.
+    for i in range(DEMO_COUNT):
+        item = win.browser.topLevelItem(i)
+        pred = win.predictions[int(item.data(0, Qt.ItemDataRole.UserRole))]
+        assert item.text(2) == f"{pred['pattern_probability']:.2f}"
+    assert "pattern called" in win.browser.headerItem().toolTip(2)
+    assert "probability of" in win.prediction_label.text()
     # The predictions were cached in the store, keyed by wafer content and model.
     cached = store.cached_prediction(user, win.wafer.content_hash, predictor.hash)
     assert (

@@ -35,7 +35,8 @@ def test_lots_and_wafers_list_what_the_store_holds(store_url, capsys, monkeypatc
     code, predicted, _ = run(capsys, *s, "predict", "--lot", "L1")
     assert code == 0
     code, rows, _ = run(capsys, *s, "wafers", "--lot", "L1", "--worst-first")
-    assert sorted(r["pattern"] for r in rows) == sorted(p["pattern"] for p in predicted)
+    calls = sorted((p["pattern"], p["pattern_probability"]) for p in predicted)
+    assert sorted((r["pattern"], round(r["pattern_probability"], 4)) for r in rows) == calls
     share = [r["fail_dies"] / r["dies"] for r in rows]
     assert share == sorted(share, reverse=True)
     want = rows[0]["pattern"]

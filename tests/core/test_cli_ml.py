@@ -8,7 +8,7 @@ import pytest
 from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.cli import main
 from waferseg_core.formats.png import png_bytes
-from waferseg_core.inference import DEFAULT_FP32, DEFAULT_MODEL
+from waferseg_core.inference import DEFAULT_FP32, DEFAULT_MODEL, Predictor
 from waferseg_core.synth import first_sized, generate_wafer
 from waferseg_core.wafer import WaferMap
 
@@ -32,12 +32,17 @@ def test_predict_contract_and_masks(tmp_path, capsys):
             "wafer",
             "pattern",
             "patterns",
+            "pattern_probability",
             "confidence",
             "class_dies",
             "scale",
             "ms",
         }
         assert row["pattern"] in WAFER_LABELS
+    fresh = Predictor().predict([generate_wafer(8, i).wafer for i in range(3)])
+    assert [r["pattern_probability"] for r in rows] == [
+        round(p.pattern_probability, 4) for p in fresh
+    ]
     import cv2
 
     m = cv2.imread(rows[0]["mask"], cv2.IMREAD_UNCHANGED)

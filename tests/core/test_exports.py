@@ -66,6 +66,9 @@ def test_csv_columns_and_values(lot, tmp_path):
     pred = Predictor().predict([store.wafer(user, ids[3])])[0]
     assert rows[3]["pattern"] == pred.pattern
     assert float(rows[3]["confidence"]) == pytest.approx(pred.confidence, abs=1e-4)
+    assert float(rows[3]["pattern_probability"]) == pytest.approx(
+        pred.pattern_probability, abs=1e-4
+    )
     assert sum(int(rows[3][f"dies_{c.name}"]) for c in CLASSES[1:]) == sum(pred.class_dies.values())
     assert rows[0]["model_version"] == "waferseg-default.int8.onnx"  # the shipped model
 

@@ -314,6 +314,8 @@ def test_predictor_outputs_cache_and_agreement(onnx_model, samples):
             r.pattern == decide_pattern(r.mask, w.grid, np.array(list(r.wafer_probs.values())))[0]
         )
         assert r.model_hash == pred.hash
+        # The call's probability is the head's for the pattern called (none included).
+        assert r.pattern_probability == r.wafer_probs[r.pattern]
     again = pred.predict(wafers[:2])
     assert again[0] is out[0]  # served from the cache
 

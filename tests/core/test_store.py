@@ -1,7 +1,11 @@
 """The store on SQLite and on the real PostgreSQL server: schema, service layer, roles, jobs."""
 
+import zlib
+from datetime import UTC, datetime
+
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -34,21 +38,40 @@ def admin(store):
     return store.add_user(None, "ada", "admin", "s3cret")
 
 
+HEAD = "0006"
+
+
 def test_migrations_build_the_schema_without_drift(store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
-    assert store.migration["to"] == "0005"
+    assert store.migration["to"] == HEAD
     again = Store(store.url)  # opening a current store runs nothing
-    assert again.migration["from"] == again.migration["to"] == "0005"
+    assert again.migration["from"] == again.migration["to"] == HEAD
     again.close()
 
 
-@pytest.mark.parametrize("before", ["0001", "0002", "0003", "0004"])
-def test_upgrades_drop_the_outdated_cache_of_small_and_large_wafers_only(store_url, before):
+# The predictions table as revisions 0001-0005 made it (no pattern_probability): the service
+# writes today's rows, so a store of an earlier release gets its cache written here.
+OLD_PREDICTIONS = sa.table(
+    "predictions",
+    sa.column("wafer_hash", sa.String),
+    sa.column("model_hash", sa.String),
+    sa.column("mask", sa.LargeBinary),
+    sa.column("pattern", sa.String),
+    sa.column("patterns", sa.JSON),
+    sa.column("confidence", sa.Double),
+    sa.column("uncertainty", sa.Double),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+
+
+@pytest.mark.parametrize("before", ["0001", "0002", "0003", "0004", "0005"])
+def test_upgrades_drop_the_outdated_cache(store_url, before):
     # 0002-0004 each change how large wafers are predicted; 0005 puts wafers with a side of 32
     # dies or fewer (and coarse views, which can be that short) on a 64-die canvas, which
-    # changes what the model computes for them, embeddings included. Medium wafers keep all.
+    # changes what the model computes for them, embeddings included; 0006 drops every cached
+    # prediction (they lack the head's probability of the pattern), embeddings stay.
     from alembic import command
 
     from waferseg_core.store.db import create_engine
@@ -66,26 +89,28 @@ def test_upgrades_drop_the_outdated_cache_of_small_and_large_wafers_only(store_u
     medium = first_sized(3, over=40, up_to=64).wafer
     large = first_sized(3, over=96, limit=400).wafer
     ids = old.import_lot(admin, "L", [small, medium, large])
-    items = [
-        {
-            "wafer_hash": w.content_hash,
-            "mask": np.zeros(w.shape, np.uint8),
-            "pattern": "none",
-            "patterns": [],
-            "confidence": 0.9,
-            "uncertainty": 0.1,
-        }
-        for w in (small, medium, large)
-    ]
-    old.cache_predictions(admin, "m" * 64, items)
+    with old.engine.begin() as conn:
+        for w in (small, medium, large):
+            conn.execute(
+                sa.insert(OLD_PREDICTIONS).values(
+                    wafer_hash=w.content_hash,
+                    model_hash="m" * 64,
+                    mask=zlib.compress(np.zeros(w.shape, np.uint8).tobytes()),
+                    pattern="none",
+                    patterns=[],
+                    confidence=0.9,
+                    uncertainty=0.1,
+                    created_at=datetime.now(UTC),
+                )
+            )
     old.save_embeddings(admin, "m" * 64, {i: np.ones(4, np.float32) for i in ids})
     old.close()
     new = Store(store_url)
-    assert new.migration["from"] == before and new.migration["to"] == "0005"
-    assert new.cached_prediction(admin, medium.content_hash, "m" * 64) is not None
-    assert new.cached_prediction(admin, small.content_hash, "m" * 64) is None
-    assert new.cached_prediction(admin, large.content_hash, "m" * 64) is None
-    assert sorted(new.embeddings(admin, "m" * 64)) == [ids[1]]
+    assert new.migration["from"] == before and new.migration["to"] == HEAD
+    for w in (small, medium, large):
+        assert new.cached_prediction(admin, w.content_hash, "m" * 64) is None
+    kept = ids if before == "0005" else [ids[1]]  # medium wafers keep their embeddings
+    assert sorted(new.embeddings(admin, "m" * 64)) == kept
     new.close()
 
 
@@ -169,6 +194,7 @@ def test_list_filter_and_worst_first(store, admin):
                 "mask": np.zeros(wafers[0].shape, np.uint8),
                 "pattern": "Loc",
                 "patterns": ["Loc"],
+                "pattern_probability": 0.3,
                 "confidence": 0.4,
                 "uncertainty": 0.9,
             },
@@ -177,6 +203,7 @@ def test_list_filter_and_worst_first(store, admin):
                 "mask": np.zeros(wafers[1].shape, np.uint8),
                 "pattern": "none",
                 "patterns": [],
+                "pattern_probability": 0.8,
                 "confidence": 0.95,
                 "uncertainty": 0.1,
             },
@@ -187,6 +214,9 @@ def test_list_filter_and_worst_first(store, admin):
     assert [r["id"] for r in store.list_wafers(admin, min_uncertainty=0.5)] == [ids[0]]
     cached = store.cached_prediction(admin, wafers[1].content_hash, "hash1")
     assert cached["pattern"] == "none" and len(cached["mask"]) == wafers[1].rows * wafers[1].cols
+    assert cached["pattern_probability"] == pytest.approx(0.8)
+    listed = {r["id"]: r["pattern_probability"] for r in store.list_wafers(admin, lot="L")}
+    assert listed[ids[0]] == pytest.approx(0.3) and listed[ids[2]] is None
     assert store.cached_prediction(admin, wafers[2].content_hash, "hash1") is None
     store.set_status(admin, ids[2], "reviewed")
     assert [r["id"] for r in store.list_wafers(admin, status="reviewed")] == [ids[2]]

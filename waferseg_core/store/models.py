@@ -148,6 +148,7 @@ class Prediction(Base):
     mask: Mapped[bytes] = mapped_column(sa.LargeBinary)
     pattern: Mapped[str] = mapped_column(sa.String(20))
     patterns: Mapped[list[Any]]
+    pattern_probability: Mapped[float]  # the wafer head's probability of ``pattern``
     confidence: Mapped[float]
     uncertainty: Mapped[float]
     created_at: Mapped[datetime] = mapped_column(Stamp, default=utcnow)

@@ -31,6 +31,7 @@ class StoredPrediction:
     mask: npt.NDArray[np.uint8]
     pattern: str
     patterns: list[str]
+    pattern_probability: float
     confidence: float
     uncertainty: float
     probability: npt.NDArray[np.float32] | None = None
@@ -45,6 +46,7 @@ def cache_item(wafer: WaferMap, prediction: Prediction) -> dict[str, Any]:
         "mask": prediction.mask,
         "pattern": prediction.pattern,
         "patterns": prediction.patterns,
+        "pattern_probability": prediction.pattern_probability,
         "confidence": prediction.confidence,
         "uncertainty": prediction.uncertainty,
     }
@@ -94,6 +96,7 @@ def predict_stored(
                 mask,
                 hit["pattern"],
                 list(hit["patterns"]),
+                hit["pattern_probability"],
                 hit["confidence"],
                 hit["uncertainty"],
                 cached=True,
@@ -109,6 +112,7 @@ def predict_stored(
                     p.mask,
                     p.pattern,
                     p.patterns,
+                    p.pattern_probability,
                     p.confidence,
                     p.uncertainty,
                     p.probability,

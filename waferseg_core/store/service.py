@@ -407,6 +407,7 @@ class Store:
                     m.Wafer.fail_dies,
                     m.Wafer.status,
                     p.pattern,
+                    p.pattern_probability,
                     p.confidence,
                     p.uncertainty,
                 )
@@ -446,6 +447,7 @@ class Store:
                 "fail_dies",
                 "status",
                 "pattern",
+                "pattern_probability",
                 "confidence",
                 "uncertainty",
             )
@@ -811,6 +813,7 @@ class Store:
                 "mask": zlib.decompress(p.mask),
                 "pattern": p.pattern,
                 "patterns": p.patterns,
+                "pattern_probability": p.pattern_probability,
                 "confidence": p.confidence,
                 "uncertainty": p.uncertainty,
             }
@@ -827,7 +830,7 @@ class Store:
         """Store predictions; existing ones are kept. Logs the inference run.
 
         Each item has ``wafer_hash``, ``mask`` (uint8 array), ``pattern``, ``patterns``,
-        ``confidence`` and ``uncertainty``.
+        ``pattern_probability``, ``confidence`` and ``uncertainty``.
         """
         _require(actor, "infer")
         with self.writes() as s, s.begin():
@@ -851,6 +854,7 @@ class Store:
                         mask=zlib.compress(np.ascontiguousarray(i["mask"], np.uint8).tobytes()),
                         pattern=i["pattern"],
                         patterns=list(i["patterns"]),
+                        pattern_probability=float(i["pattern_probability"]),
                         confidence=float(i["confidence"]),
                         uncertainty=float(i["uncertainty"]),
                     )
