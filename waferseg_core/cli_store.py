@@ -71,7 +71,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--lot", help="one lot's wafers (default: every lot's)")
     p.add_argument("--status", choices=["new", "annotated", "reviewed"])
     p.add_argument("--pattern", help="only wafers the model called this (Center, ..., none)")
-    p.add_argument("--worst-first", action="store_true", help="highest fail fraction first")
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--worst-first", action="store_true", help="highest fail fraction first")
+    order.add_argument(
+        "--least-sure-first",
+        action="store_true",
+        help="lowest probability of the model's call first (wafers not predicted yet last)",
+    )
     p.add_argument("--limit", type=int, help="at most this many")
     p.add_argument("--model", help="whose cached predictions (default: the active, else shipped)")
     p.set_defaults(func=cmd_wafers)
@@ -307,7 +313,7 @@ def cmd_lots(args: argparse.Namespace) -> int:
 
 
 def cmd_wafers(args: argparse.Namespace) -> int:
-    """One JSON line per stored wafer; pattern and confidence are null until it is predicted."""
+    """One JSON line per stored wafer; its cached call and scores are null until it is predicted."""
     from waferseg_core.classes import WAFER_LABELS
     from waferseg_core.inference import file_hash, model_file
     from waferseg_core.store.predict import resolve_model
@@ -329,6 +335,7 @@ def cmd_wafers(args: argparse.Namespace) -> int:
         pattern=args.pattern,
         model_hash=file_hash(model),
         worst_first=args.worst_first,
+        least_sure_first=args.least_sure_first,
         limit=args.limit,
     ):
         _emit(row)

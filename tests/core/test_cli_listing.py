@@ -49,6 +49,12 @@ def test_lots_and_wafers_list_what_the_store_holds(store_url, capsys, monkeypatc
     assert [r["id"] for r in rows] == [ids[1]]
     code, rows, _ = run(capsys, *s, "wafers")
     assert len(rows) == 5
+    # The least sure calls first (the store's test orders distinct probabilities); L2's wafer
+    # has no call yet and comes last.
+    code, rows, _ = run(capsys, *s, "wafers", "--least-sure-first")
+    sure = [r["pattern_probability"] for r in rows[:4]]
+    assert code == 0 and sure == sorted(sure) and rows[4]["lot"] == "L2"
+    assert rows[4]["pattern_probability"] is None
 
 
 def test_wafers_refuses_bad_filters_in_one_line(tmp_path, capsys):
@@ -57,6 +63,7 @@ def test_wafers_refuses_bad_filters_in_one_line(tmp_path, capsys):
         (("--lot", "NOPE"), "expected a stored lot, found no lot 'NOPE'"),
         (("--pattern", "Blob"), "--pattern: expected one of Center, Donut"),
         (("--limit", "0"), "--limit must be 1 or more, found 0"),
+        (("--worst-first", "--least-sure-first"), "not allowed with argument --worst-first"),
     ):
         code, rows, err = run(capsys, *s, "wafers", *argv)
         assert code == 2 and not rows and err.startswith("error: ") and err.count("\n") == 1

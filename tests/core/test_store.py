@@ -194,7 +194,7 @@ def test_list_filter_and_worst_first(store, admin):
                 "mask": np.zeros(wafers[0].shape, np.uint8),
                 "pattern": "Loc",
                 "patterns": ["Loc"],
-                "pattern_probability": 0.3,
+                "pattern_probability": 0.9,
                 "confidence": 0.4,
                 "uncertainty": 0.9,
             },
@@ -203,7 +203,7 @@ def test_list_filter_and_worst_first(store, admin):
                 "mask": np.zeros(wafers[1].shape, np.uint8),
                 "pattern": "none",
                 "patterns": [],
-                "pattern_probability": 0.8,
+                "pattern_probability": 0.2,
                 "confidence": 0.95,
                 "uncertainty": 0.1,
             },
@@ -214,9 +214,14 @@ def test_list_filter_and_worst_first(store, admin):
     assert [r["id"] for r in store.list_wafers(admin, min_uncertainty=0.5)] == [ids[0]]
     cached = store.cached_prediction(admin, wafers[1].content_hash, "hash1")
     assert cached["pattern"] == "none" and len(cached["mask"]) == wafers[1].rows * wafers[1].cols
-    assert cached["pattern_probability"] == pytest.approx(0.8)
+    assert cached["pattern_probability"] == pytest.approx(0.2)
     listed = {r["id"]: r["pattern_probability"] for r in store.list_wafers(admin, lot="L")}
-    assert listed[ids[0]] == pytest.approx(0.3) and listed[ids[2]] is None
+    assert listed[ids[0]] == pytest.approx(0.9) and listed[ids[2]] is None
+    # Least sure call first (0.2, then 0.9); wafers with no call after them, in id order.
+    order = [r["id"] for r in store.list_wafers(admin, lot="L", least_sure_first=True)]
+    assert order == [ids[1], ids[0], *ids[2:]]
+    with pytest.raises(InvalidInputError, match="expected one order"):
+        store.list_wafers(admin, worst_first=True, least_sure_first=True)
     assert store.cached_prediction(admin, wafers[2].content_hash, "hash1") is None
     store.set_status(admin, ids[2], "reviewed")
     assert [r["id"] for r in store.list_wafers(admin, status="reviewed")] == [ids[2]]

@@ -386,11 +386,20 @@ class Store:
         min_uncertainty: float | None = None,
         model_hash: str | None = None,
         worst_first: bool = False,
+        least_sure_first: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Wafers with their cached prediction under ``model_hash`` (or the active model)."""
+        """Wafers with their cached prediction under ``model_hash`` (or the active model).
+
+        In id order, or ``worst_first`` (highest fail fraction first) or ``least_sure_first``
+        (lowest probability of the cached call first; wafers not predicted yet last).
+        """
         _require(actor, "read")
+        if worst_first and least_sure_first:
+            raise InvalidInputError(
+                "expected one order, found both worst_first and least_sure_first"
+            )
         with self.sessions() as s:
             mh = model_hash or s.scalar(
                 sa.select(m.ModelVersion.file_hash).where(m.ModelVersion.active.is_(True))
@@ -429,11 +438,13 @@ class Store:
             if min_uncertainty is not None:
                 q = q.where(p.uncertainty >= min_uncertainty)
             # Worst first: the highest fail fraction (an engineer's first look at a lot).
-            order = (
-                (sa.desc(m.Wafer.fail_dies * 1.0 / sa.func.nullif(m.Wafer.dies, 0)), m.Wafer.id)
-                if worst_first
-                else (m.Wafer.id,)
-            )
+            order: tuple[Any, ...] = (m.Wafer.id,)
+            if worst_first:
+                share = m.Wafer.fail_dies * 1.0 / sa.func.nullif(m.Wafer.dies, 0)
+                order = (sa.desc(share), m.Wafer.id)
+            elif least_sure_first:
+                # The doubtful calls for a reviewer; a wafer with no call yet has none to doubt.
+                order = (p.pattern_probability.is_(None), p.pattern_probability, m.Wafer.id)
             q = q.order_by(*order).offset(offset)
             if limit:
                 q = q.limit(limit)
