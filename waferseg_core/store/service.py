@@ -437,9 +437,9 @@ class Store:
                 q = q.where(p.confidence <= max_confidence)
             if min_uncertainty is not None:
                 q = q.where(p.uncertainty >= min_uncertainty)
-            # Worst first: the highest fail fraction (an engineer's first look at a lot).
             order: tuple[Any, ...] = (m.Wafer.id,)
             if worst_first:
+                # The highest fail fraction: an engineer's first look at a lot.
                 share = m.Wafer.fail_dies * 1.0 / sa.func.nullif(m.Wafer.dies, 0)
                 order = (sa.desc(share), m.Wafer.id)
             elif least_sure_first:
