@@ -8,4 +8,6 @@ export NO_ALBUMENTATIONS_UPDATE=1
 .venv/bin/ruff check .
 .venv/bin/ruff format --check waferseg_core app tests bench main.py
 .venv/bin/mypy waferseg_core
-.venv/bin/pytest "$@"
+# One test process per core (pytest-xdist; each gets its own PostgreSQL database): on a slow
+# 2-core machine the suite took 21.7 minutes in one process, 16.9 in two.
+.venv/bin/pytest -n "${WAFERSEG_TEST_WORKERS:-auto}" "$@"

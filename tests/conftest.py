@@ -23,7 +23,7 @@ def need_shared(rel: str) -> Path:
     return p
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def wm811k_npz() -> Path:
     return need_shared("wm811k/wm811k_dev.npz")
 
