@@ -398,7 +398,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _queue_lot(args: argparse.Namespace) -> int:
     """``predict --lot NAME --queue`` (or ``--all-lots --queue``): a batch-inference job."""
-    from waferseg_core.cli_store import login, open_store, require_lot
+    from waferseg_core.cli_store import login, open_store
 
     if not args.lot and not args.all_lots:
         raise InvalidInputError(
@@ -411,7 +411,7 @@ def _queue_lot(args: argparse.Namespace) -> int:
     store = open_store(args)
     user = login(store, args)
     if args.lot:
-        require_lot(store, user, args.lot)
+        store.require_lots(user, [args.lot])
     from waferseg_core.inference import model_file
 
     # A full path: the worker may run in another folder or on another machine.

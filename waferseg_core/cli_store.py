@@ -41,12 +41,6 @@ def login(store: Any, args: argparse.Namespace) -> Any:
     return store.login(args.user, password)
 
 
-def require_lot(store: Any, user: Any, lot: str) -> None:
-    """Refuse a lot name the store does not hold (``wafers --lot``, ``predict --lot --queue``)."""
-    if lot not in {x["name"] for x in store.lots(user)}:
-        raise InvalidInputError(f"expected a stored lot, found no lot {lot!r} (waferseg lots)")
-
-
 def _require_limit(limit: int | None) -> None:
     """Refuse a ``--limit`` under 1 (None: no limit)."""
     if limit is not None and limit < 1:
@@ -326,7 +320,7 @@ def cmd_wafers(args: argparse.Namespace) -> int:
     store = open_store(args)
     user = login(store, args)
     if args.lot is not None:
-        require_lot(store, user, args.lot)
+        store.require_lots(user, [args.lot])
     model = model_file(resolve_model(store, user, args.model))
     for row in store.list_wafers(
         user,

@@ -154,7 +154,6 @@ def run_al_job(store: Store, job: dict[str, Any]) -> str:
 
 def run_infer_job(store: Store, job: dict[str, Any]) -> str:
     """Batch inference of stored lots into the store's prediction cache."""
-    from waferseg_core.errors import InvalidInputError
     from waferseg_core.inference import Predictor
     from waferseg_core.store.predict import predict_stored, resolve_model
 
@@ -164,11 +163,8 @@ def run_infer_job(store: Store, job: dict[str, Any]) -> str:
     def body() -> str:
         owner = store.job_owner(job_id)
         pred = Predictor(resolve_model(store, owner, cfg.get("model") or None))
-        stored = [x["name"] for x in store.lots(owner)]
-        lots = list(cfg.get("lots") or stored)
-        for name in lots:  # all checked before any work
-            if name not in stored:
-                raise InvalidInputError(f"expected a stored lot, found no lot {name!r}")
+        lots = list(cfg.get("lots") or [x["name"] for x in store.lots(owner)])
+        store.require_lots(owner, lots)
         for k, name in enumerate(lots):
             ids = [r["id"] for r in store.list_wafers(owner, lot=name)]
             t0, done = time.perf_counter(), 0

@@ -364,6 +364,19 @@ class Store:
                 for i, n, c, *st in s.execute(q)
             ]
 
+    def require_lots(self, actor: UserRef, names: Sequence[str]) -> None:
+        """Refuse any name of a lot the store does not hold (all are checked before any work).
+
+        Raises:
+            InvalidInputError: The first name with no stored lot.
+        """
+        stored = {x["name"] for x in self.lots(actor)}
+        for name in names:
+            if name not in stored:
+                raise InvalidInputError(
+                    f"expected a stored lot, found no lot {name!r} (waferseg lots)"
+                )
+
     def wafer(self, actor: UserRef, wafer_id: int) -> WaferMap:
         """The wafer map of a stored wafer."""
         _require(actor, "read")
