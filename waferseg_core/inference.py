@@ -278,6 +278,14 @@ class Predictor:
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
+    @property
+    def own_views(self) -> bool:
+        """True when it shows the model the views it was trained on (its own max side).
+
+        What the store keeps under the model's hash (predictions, embeddings) is made so.
+        """
+        return self.max_side == self.model_max_side
+
     def raw(self, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], ...]:
         """The model's outputs (seg logits, wafer logits, embedding) for an encoded batch."""
         outs = self.session.run(None, {self.input_name: batch})

@@ -31,7 +31,7 @@ def ensure_embeddings(
 
     Kept under the model's hash only when made with the model's own views (its max side).
     """
-    own = predictor.max_side == predictor.model_max_side
+    own = predictor.own_views
     have = store.embeddings(actor, predictor.hash, wafer_ids) if own else {}
     missing = [i for i in wafer_ids if i not in have]
     for k in range(0, len(missing), CHUNK):
@@ -140,7 +140,7 @@ def query(
         preds += predictor.predict(wafers[k : k + CHUNK])
     ms = (time.perf_counter() - t0) * 1000  # the inference log's figure for this run
     # Kept under the model's hash only when made with the model's own views (its max side).
-    if actor.can("infer") and predictor.max_side == predictor.model_max_side:
+    if actor.can("infer") and predictor.own_views:
         store.save_embeddings(
             actor, predictor.hash, {i: p.embedding for i, p in zip(pool_ids, preds, strict=True)}
         )

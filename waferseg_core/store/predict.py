@@ -73,7 +73,7 @@ def predict_stored(
                 f"stored predictions are one view: expected a predictor with {name}=1, "
                 f"found {name}={getattr(predictor, name)}"
             )
-    if predictor.max_side != predictor.model_max_side:
+    if not predictor.own_views:
         own = predictor.model_max_side or "the default"
         raise InvalidInputError(
             f"stored predictions use the model's own views: expected its max side ({own}), "
