@@ -16,13 +16,13 @@ export NO_ALBUMENTATIONS_UPDATE=1
 import json, sys
 from pathlib import Path
 from waferseg_core.ml.data import synth_samples
-from waferseg_core.ml.export import export_onnx, parity
+from waferseg_core.ml.export import export_onnx, parity, run_metadata
 from waferseg_core.ml.train import load_model
 runs, dest = Path(sys.argv[1]), Path(sys.argv[2])
 model, cfg = load_model(runs / "full" / "best_model.pt")
 onnx_path = dest / "waferseg-default.onnx"
 def meta(c, run):  # what inference needs to know of a run: its arch and its coarse views
-    return {"arch": c.arch, "waferseg": "1", "source": str(runs / run), "max_side": str(c.max_side)}
+    return run_metadata(c.arch, c.max_side, source=str(runs / run))
 export_onnx(model, onnx_path, metadata=meta(cfg, "full"))
 # The fold models are kept beside it (committed): the card's cross-validation can be run again
 # from them, and a later run continues each fold from its own (INIT in train_default_model.sh).

@@ -204,7 +204,7 @@ def _train_run(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     if real_holdout:
         summary["real_holdout"] = holdout_report
     if not args.no_export:
-        from waferseg_core.ml.export import export_run
+        from waferseg_core.ml.export import export_run, run_metadata
 
         summary.update(
             export_run(
@@ -212,7 +212,7 @@ def _train_run(args: argparse.Namespace, cfg: Any, out: Path) -> int:
                 out,
                 train_set,
                 val_set,
-                metadata={"arch": args.arch, "waferseg": "1", "max_side": str(cfg.max_side)},
+                metadata=run_metadata(cfg.arch, cfg.max_side),
                 quantize=not args.no_quantize,
             )
         )

@@ -18,12 +18,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from waferseg_core.inference import model_files
+from waferseg_core.inference import MAX_SIDE_KEY, model_files
 from waferseg_core.ml.data import Sample, bucket_of
 from waferseg_core.modelio import IN_CHANNELS, encode
 
 MIN_AGREEMENT = 0.999
 OUTPUT_NAMES = ["seg_logits", "wafer_logits", "embedding"]
+
+
+def run_metadata(arch: str, max_side: int, **extra: str) -> dict[str, str]:
+    """What a trained model's file carries of its run, ``extra`` entries included.
+
+    Its arch, and the coarse views it trained on (inference shows it the same ones).
+    """
+    return {"arch": arch, "waferseg": "1", MAX_SIDE_KEY: str(max_side), **extra}
 
 
 def export_onnx(

@@ -34,7 +34,7 @@ from typing import Any
 from waferseg_core.coarse import constants
 from waferseg_core.inference import file_hash, model_files
 from waferseg_core.ml import data as D  # noqa: N812
-from waferseg_core.ml.export import export_run
+from waferseg_core.ml.export import export_run, run_metadata
 from waferseg_core.ml.train import config_from_options, nan_to_none, score_best, train
 from waferseg_core.store.service import Store
 
@@ -89,12 +89,7 @@ def run_job(store: Store, job: dict[str, Any], out_root: Path) -> str:
                 train_set,
                 val_set,
                 quantize=bool(cfg.get("quantize")),
-                metadata={
-                    "arch": tc.arch,
-                    "waferseg": "1",
-                    "job": str(job_id),
-                    "max_side": str(tc.max_side),
-                },
+                metadata=run_metadata(tc.arch, tc.max_side, job=str(job_id)),
             )
         )
         # The int8 model when this run kept it (it agrees with fp32 and is the faster one).
