@@ -89,16 +89,17 @@ def main() -> None:
         grid, mask = w.wafer.grid, w.mask
         on = grid > 0
         confs["fails_only"].add(mask, np.where(grid == 2, mask, 0), on)
-        confs["grown_1"].add(mask, grown(mask, on), on)
-        inner = shrunk(mask)
+        outer, inner = grown(mask, on), shrunk(mask)
+        confs["grown_1"].add(mask, outer, on)
         confs["shrunk_1"].add(mask, inner, on)
-        size = by_size[size_class(grid.shape)]
-        size["grown_1"].add(mask, grown(mask, on), on)
+        bucket = size_class(grid.shape)
+        size = by_size[bucket]
+        size["grown_1"].add(mask, outer, on)
         size["shrunk_1"].add(mask, inner, on)
         if guess is not None:
             size["model"].add(mask, guess, on)
-        counts[size_class(grid.shape)][0] += 1
-        counts[size_class(grid.shape)][1] += int(on.sum())
+        counts[bucket][0] += 1
+        counts[bucket][1] += int(on.sum())
         rim = (mask > 0) & (inner == 0) & on
         np.add.at(outline, (mask[rim].astype(np.int64), 0), 1)
         np.add.at(outline, (mask[rim & (grid == 1)].astype(np.int64), 1), 1)
