@@ -123,11 +123,12 @@ class Scored:
     def decide(self, offsets: Mapping[str, float]) -> npt.NDArray[np.int64]:
         """Each wafer's pattern index under ``offsets`` (as :func:`choose_pattern` decides)."""
         off = np.array([offsets.get(n, 0.0) for n in PATTERNS])
-        # The die count breaks ties only: it moves a score by less than any logit difference.
-        score = self.logits + off + self.dies * 1e-9
-        score = np.where(self.dies >= CANDIDATE_DIES, score, -np.inf)
-        best = score.argmax(1)
-        none = ~np.isfinite(score.max(1))
+        score = np.where(self.dies >= CANDIDATE_DIES, self.logits + off, -np.inf)
+        top = score.max(1, keepdims=True)
+        # Among equal scores the most dies win, the first class on a tie of those too: compared
+        # exactly, since a die-count bonus added to the score outweighed logits 1e-12 apart.
+        best = np.where(score == top, self.dies, -1.0).argmax(1)
+        none = ~np.isfinite(top[:, 0])
         return np.where(none, WAFER_LABELS.index(NONE_PATTERN), best).astype(np.int64)
 
     def macro_f1(self, offsets: Mapping[str, float]) -> float:

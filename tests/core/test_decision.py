@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from waferseg_core.classes import WAFER_LABELS
@@ -76,6 +76,19 @@ offsets = st.dictionaries(st.sampled_from(PATTERNS), st.sampled_from([-3.0, -1.0
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(wafer, min_size=1, max_size=30), offsets)
+# Found by hypothesis: logits 1e-12 apart, which a die-count bonus of 1e-9 used to outweigh.
+@example(
+    [
+        (
+            "Center",
+            [0, 0, 0, 3, 0, 0, 0, 2],
+            [0.5, 0.5, 0.5, 0.9998999999999999, 0.5, 0.5, 0.5, 0.9999],
+        )
+    ],
+    {},
+)
+# An exact tie of scores goes to the candidate with more dies.
+@example([("Loc", [0, 0, 0, 3, 0, 0, 0, 5], [0.5, 0.5, 0.5, 0.9, 0.5, 0.5, 0.5, 0.9])], {})
 def test_the_vectorised_decision_and_macro_f1_match_the_per_wafer_ones(wafers, off):
     truths = [t for t, _, _ in wafers]
     dies = [dict(zip(PATTERNS, d, strict=True)) for _, d, _ in wafers]
