@@ -19,6 +19,7 @@ import platform
 
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.ml.data import synth_samples
+from waferseg_core.ml.model import create_model
 from waferseg_core.ml.throughput import build_rate, step_rate
 from waferseg_core.ml.train import TrainConfig, pick_device
 
@@ -46,6 +47,7 @@ def main() -> None:
         ) from None
     sizes = sorted(set(args.batch_sizes))  # smallest first: the last ratio compares the ends
     try:
+        create_model(args.arch)  # a typo is told before seconds of data building, not after
         samples = synth_samples(args.count, 1000, 0.15)
         build = build_rate(samples, sizes[0], args.seconds)
         steps = [
