@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,12 +47,28 @@ def _run(script: Path, folder: Path, npz: Path, *more: str) -> subprocess.Comple
 
 @pytest.fixture(scope="module")
 def untrained(tmp_path_factory):
-    """Untrained tiny models exported once per seed (an export takes half a minute on a slow
-    machine); each test copies the ones it needs, since calibration rewrites them."""
+    """Three untrained tiny models with different weights; each test copies the ones it needs,
+    since calibration rewrites them.
+
+    One is exported (half a minute on a slow machine); the others are that file with every
+    convolution's weights scaled by random factors of their own seed: models of different
+    weights and so of different scores, which is all the scripts need of them.
+    """
+    import onnx
+    from onnx import numpy_helper
+
     folder = tmp_path_factory.mktemp("untrained")
-    for seed in (0, 1, 7):
-        torch.manual_seed(seed)
-        export_onnx(create_model("resnet18-w0.25").eval(), folder / f"seed{seed}.onnx")
+    torch.manual_seed(0)
+    export_onnx(create_model("resnet18-w0.25").eval(), folder / "seed0.onnx")
+    for seed in (1, 7):
+        proto = onnx.load(str(folder / "seed0.onnx"))
+        rng = np.random.default_rng(seed)
+        for init in proto.graph.initializer:
+            w = numpy_helper.to_array(init)
+            if w.ndim == 4 and w.dtype == np.float32:
+                scaled = w * rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+                init.CopyFrom(numpy_helper.from_array(scaled, init.name))
+        onnx.save(proto, str(folder / f"seed{seed}.onnx"))
     return folder
 
 

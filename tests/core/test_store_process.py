@@ -1,5 +1,6 @@
 """The store under real processes: a killed import, concurrent editors, the CLI contract."""
 
+import copy
 import json
 import multiprocessing as mp
 import os
@@ -35,7 +36,9 @@ def test_sigkill_during_import_leaves_no_partial_lot(tmp_path, store_url):
         s.add_user(None, "root", "admin", "pw")
         s.close()
         who = ["--user", "root"]
-    maps = [generate_wafer(11, i % 300).wafer for i in range(3000)]
+    # 3,000 wafers, ten of each of 300 synthetic ones (generating each takes ~5 ms).
+    distinct = [generate_wafer(11, i).wafer for i in range(300)]
+    maps = [copy.copy(distinct[i % 300]) for i in range(3000)]
     for i, m in enumerate(maps):
         m.lot, m.wafer_id = "BIG", str(i)
     write_npz(maps, tmp_path / "big.npz")
