@@ -25,6 +25,7 @@ EXPORTS = {
     "g85": ("SEMI G85 inked maps…", False, "G85 XML (*.xml)"),
     "e142": ("SEMI E142 inked maps…", False, "E142 XML (*.xml)"),
     "stdf": ("STDF V4 inked maps…", False, "STDF (*.stdf)"),
+    "klarf": ("KLARF, defects classified by pattern…", False, "KLARF (*.klarf *.000)"),
     "sinf": ("SINF inked maps (folder)…", True, ""),
     "tsk": ("TSK inked maps (folder)…", True, ""),
     "png": ("PNG class masks (folder)…", True, ""),

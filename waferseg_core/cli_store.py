@@ -13,7 +13,7 @@ from typing import Any
 from waferseg_core.errors import InvalidInputError
 
 # exports.KINDS, named here so that parsing the command line imports no model or store code.
-EXPORT_KINDS = ["coco", "csv", "g85", "e142", "stdf", "sinf", "tsk", "png"]
+EXPORT_KINDS = ["coco", "csv", "g85", "e142", "stdf", "klarf", "sinf", "tsk", "png"]
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -145,7 +145,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("kind", choices=EXPORT_KINDS)
     p.add_argument("--lot", required=True)
     p.add_argument(
-        "--out", required=True, help="a file (csv, g85, e142, stdf) or a new folder (the rest)"
+        "--out",
+        required=True,
+        help="a file (csv, g85, e142, stdf, klarf) or a new folder (the rest)",
     )
     p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
     p.set_defaults(func=cmd_export)

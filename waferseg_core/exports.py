@@ -1,7 +1,8 @@
 """Exports of a stored lot: COCO with provenance, a CSV per wafer, inked maps, PNG masks.
 
 Inked maps carry each die's class as a bin (:func:`waferseg_core.formats.bins.ink`): G85, E142
-and STDF hold the whole lot in one file; SINF and TSK, one wafer per file, go to a folder.
+and STDF hold the whole lot in one file; SINF and TSK, one wafer per file, go to a folder. KLARF
+(the lot in one file) carries it as each defect's class.
 
 Each wafer's mask is its *final* mask (:mod:`waferseg_core.store.review_ops`: consensus, else
 the annotators' majority, else one annotator's); wafers nobody annotated take the model's
@@ -35,9 +36,9 @@ from waferseg_core.store.predict import CHUNK, StoredPrediction, predict_stored,
 from waferseg_core.store.review_ops import WaferMasks, wafer_masks
 from waferseg_core.store.service import Store, UserRef
 
-KINDS = ("coco", "csv", "g85", "e142", "stdf", "sinf", "tsk", "png")
+KINDS = ("coco", "csv", "g85", "e142", "stdf", "klarf", "sinf", "tsk", "png")
 FOLDER_KINDS = ("coco", "png", "sinf", "tsk")
-INKED_LOT = ("g85", "e142", "stdf")  # one file for the lot
+INKED_LOT = ("g85", "e142", "stdf", "klarf")  # one file for the lot
 INKED_EACH = ("sinf", "tsk")  # one file per wafer
 VERDICT = ("pattern", "patterns", "pattern_probability", "confidence")  # the model's call
 CSV_COLUMNS = [
@@ -170,7 +171,7 @@ def export_lot(
         actor: Who exports (read right).
         lot: The lot's name.
         kind: One of :data:`KINDS`.
-        out: A file (csv, g85, e142, stdf) or a new or empty folder (coco, png, sinf, tsk).
+        out: A file (csv, g85, e142, stdf, klarf) or a new or empty folder (coco, png, sinf, tsk).
         progress: Called with (done, total) after each wafer.
         model: ONNX model for wafers without annotations and for the CSV's verdict columns
             (default: the store's active model, else the shipped one); unused by COCO.

@@ -65,6 +65,17 @@ def test_menus_open_each_tool(qtbot, demo_store, predictor, settings):
     win = make(qtbot, demo_store, predictor, settings)
     titles = {a.text() for m in win.menuBar().actions() for a in m.menu().actions()}
     assert {"Compare annotators…", "Dashboard…", "Training monitor…"} <= titles
+    # The Export lot menu offers every kind the exporter writes, KLARF included.
+    from app.tools import EXPORTS
+    from waferseg_core.exports import KINDS
+
+    (export,) = [
+        a.menu()
+        for m in win.menuBar().actions()
+        for a in m.menu().actions()
+        if a.text() == "Export lot"
+    ]
+    assert [a.text() for a in export.actions()] == [EXPORTS[k][0] for k in KINDS]
     assert isinstance(win.open_review(), ReviewWindow)
     assert isinstance(win.open_dashboard(), DashboardWindow)
     mon = win.open_training()

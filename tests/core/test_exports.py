@@ -117,6 +117,22 @@ def test_inked_maps_round_trip(lot, tmp_path, kind):
         assert np.array_equal(mask_from_inked(m), final)
 
 
+def test_klarf_export_classifies_every_defect_by_its_dies_final_class(lot, tmp_path):
+    store, user, ids = lot
+    out = tmp_path / "lot.klarf"
+    assert export_lot(store, user, "L", "klarf", out)["files"] == 1
+    maps = read(out)
+    finals = _finals(store, user, ids)
+    assert [m.lot for m in maps] == ["L"] * 4
+    for m, i, final in zip(maps[:3], ids, finals, strict=False):
+        stored = store.wafer(user, i)
+        assert np.array_equal(m.grid, stored.grid)
+        # Synthetic wafers carry no inspection defects: one per failing die, of its class.
+        assert len(m.defects) == stored.fail_dies
+        assert [d.class_code for d in m.defects] == [int(final[d.row, d.col]) for d in m.defects]
+        assert {d.class_code for d in m.defects} > {0}  # the annotated Loc square holds fails
+
+
 def test_the_command_line_offers_every_export_kind():
     from waferseg_core.cli_store import EXPORT_KINDS
     from waferseg_core.exports import KINDS

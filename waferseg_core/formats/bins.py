@@ -69,14 +69,29 @@ def ink(m: WaferMap, mask: npt.NDArray[np.integer]) -> WaferMap:
     bins[inside & (m.grid == PASS)] = INK_BASE + mask[inside & (m.grid == PASS)]
     bins[inside & (m.grid == FAIL)] = INK_FAIL_BASE + mask[inside & (m.grid == FAIL)]
     bins[m.grid == NO_DIE] = -1
+    out = m.with_grid(m.grid.copy())
+    out.bins = bins
+    out.bin_table = ink_table()
+    return out
+
+
+def ink_table() -> dict[int, BinDef]:
+    """The bin table of inked maps: pass/fail background bins and two bins per class."""
     table = {PASS_BIN: BinDef(PASS_BIN, True, "Pass"), FAIL_BIN: BinDef(FAIL_BIN, False, "Fail")}
     for c in CLASSES[1:]:
         table[INK_BASE + c.id] = BinDef(INK_BASE + c.id, True, f"{c.name} (pass die)")
         table[INK_FAIL_BASE + c.id] = BinDef(INK_FAIL_BASE + c.id, False, f"{c.name} (fail die)")
-    out = m.with_grid(m.grid.copy())
-    out.bins = bins
-    out.bin_table = table
-    return out
+    return table
+
+
+def inked_mask(m: WaferMap) -> npt.NDArray[np.uint8] | None:
+    """The class mask when ``m`` is an inked map (its bin table is the inked one), else None.
+
+    Decided by the table, not the codes: a tester's own bin 12 is not class 2.
+    """
+    if m.bins is None or m.bin_table != ink_table():
+        return None
+    return mask_from_inked(m)
 
 
 def mask_from_inked(m: WaferMap) -> npt.NDArray[np.uint8]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from waferseg_core.errors import WaferFileError
 from waferseg_core.formats import FileFormat, register
+from waferseg_core.formats.klarf_writer import write_klarf
 from waferseg_core.formats.textio import line_of, read_text
 from waferseg_core.wafer import CoordFrame, Defect, Notch, WaferMap
 
@@ -116,15 +117,19 @@ def _parse_1x(tk: _Tokens) -> list[_Wafer]:
             saw_end = True
             break
         if key == "WaferID":
-            cur = _Wafer(_unquote(vals[0]) if vals else "", token=i)
+            # The records before the first WaferID are the lot's, so every wafer's; one that a
+            # wafer repeats after its WaferID is that wafer's own (a lot may mix die pitches).
+            cur = _Wafer(_unquote(vals[0]) if vals else "", header=dict(header), token=i)
             wafers.append(cur)
-        elif cur is None or key in _HEADER_KEYS:
+        elif cur is None:
             header[key] = vals
-            if cur is not None:
-                cur.header[key] = vals
+        elif key in _HEADER_KEYS:
+            cur.header[key] = vals
+            if key == "SummarySpec":  # the columns of every SummaryList after it
+                header[key] = vals
         elif key == "Slot":
             cur.slot = _int(tk, i, vals[0] if vals else "", "Slot")
-        elif key == "SampleCenterLocation":
+        elif key in ("SampleCenterLocation", "ClassLookup"):
             cur.header[key] = vals
         elif key == "SampleTestPlan":
             cur.plan.extend(_pairs(tk, i, vals, "SampleTestPlan"))
@@ -148,9 +153,6 @@ def _parse_1x(tk: _Tokens) -> list[_Wafer]:
         raise WaferFileError(
             tk.path, "expected EndOfFile; the file is truncated", line=tk.line(len(tk.toks) - 1)
         )
-    for w in wafers:
-        for k, v in header.items():
-            w.header.setdefault(k, v)
     return wafers
 
 
@@ -398,6 +400,20 @@ def _layout_from_geometry(w: _Wafer, tk: _Tokens) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(xi[inside], yi[inside], strict=True)]
 
 
+def _class_lookup(vals: list[str] | None) -> dict[int, str]:
+    """``ClassLookup N code "name" ...`` as {code: name}; empty when absent or not that shape.
+
+    It only names the defect classes for display, so a lookup of another shape is passed over
+    rather than refusing the wafers.
+    """
+    if not vals or len(vals) % 2 != 1 or not vals[0].isdigit() or int(vals[0]) * 2 + 1 != len(vals):
+        return {}
+    codes, names = vals[1::2], vals[2::2]
+    if not all(c.lstrip("-").isdigit() for c in codes):
+        return {}
+    return {int(c): _unquote(n) for c, n in zip(codes, names, strict=True)}
+
+
 def _column(rows: list[list[str]], k: int) -> np.ndarray:
     """One DefectList column as floats ("NA" and other non-numbers become NaN)."""
     col = [r[k] for r in rows]
@@ -478,6 +494,12 @@ def _to_map(w: _Wafer, tk: _Tokens, version: str) -> WaferMap:
             "orientation_mark": mark,
         },
     )
+    centre = _nums(w.header.get("SampleCenterLocation"), 2)
+    if centre:
+        m.extra["sample_center_um"] = centre  # written back as it was
+    lookup = _class_lookup(w.header.get("ClassLookup"))
+    if lookup:
+        m.extra["class_lookup"] = lookup
     if n:
         rows, cols_c = frame.files_to_canonical(dx, dy, m.shape)
         cls = np.nan_to_num(cols["CLASSNUMBER"]).astype(np.int64)
@@ -517,6 +539,11 @@ def read_klarf(path: Path) -> list[WaferMap]:
 
 FORMAT = register(
     FileFormat(
-        NAME, "KLARF 1.1/1.2/1.8 inspection results", (".klarf", ".000", ".001"), _sniff, read_klarf
+        NAME,
+        "KLARF 1.1/1.2/1.8 inspection results",
+        (".klarf", ".000", ".001"),
+        _sniff,
+        read_klarf,
+        write_klarf,
     )
 )
