@@ -37,6 +37,7 @@ def test_new_job_dialog_config(qtbot):
     assert cfg["name"] == "night run" and cfg["synth"] == 2000 and dlg.run_here.isChecked()
 
 
+@pytest.mark.slow
 def test_local_worker_runs_the_job_and_the_model_is_promoted(qtbot, store):
     user = store.login()
     mon = TrainingMonitor(store, user, refresh_ms=200)

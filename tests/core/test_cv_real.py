@@ -16,6 +16,8 @@ from waferseg_core.ml.data import lot_fold
 from waferseg_core.ml.export import export_onnx
 from waferseg_core.ml.model import create_model
 
+pytestmark = pytest.mark.slow  # three real-wafer runs over exported models
+
 CV = Path(__file__).parents[2] / "bench" / "cv_real.py"
 CALIBRATE = Path(__file__).parents[2] / "bench" / "calibrate_patterns.py"
 

@@ -151,6 +151,7 @@ def test_weak_samples_get_their_share():
     assert 0.25 < np.mean([i >= 90 for i in drawn]) < 0.35
 
 
+@pytest.mark.slow
 def test_tiny_training_learns_and_resumes(tmp_path, samples):
     cfg = TrainConfig(
         arch=TINY,

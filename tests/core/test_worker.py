@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from waferseg_core.store.service import Store
 
 TINY_JOB = {
@@ -43,6 +45,7 @@ def _worker(url, out, *extra):
     )
 
 
+@pytest.mark.slow
 def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
     store = Store(store_url)
     admin = store.add_user(None, "eng", "admin", "pw")
@@ -79,6 +82,7 @@ def test_worker_runs_a_job_and_records_everything(tmp_path, store_url):
     store.close()
 
 
+@pytest.mark.slow
 def test_cancel_stops_a_running_job(tmp_path, store_url):
     store = Store(store_url)
     admin = store.add_user(None, "eng", "admin", "pw")
@@ -143,6 +147,7 @@ def test_a_viewer_may_not_run_a_worker(tmp_path, pg_store_url):
     store.close()
 
 
+@pytest.mark.slow
 def test_worker_trains_on_the_annotated_wafers_of_stored_lots(tmp_path):
     from waferseg_core.ml.data import store_samples
     from waferseg_core.ml.worker import work
