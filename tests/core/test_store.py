@@ -1,5 +1,6 @@
 """The store on SQLite and on the real PostgreSQL server: schema, service layer, roles, jobs."""
 
+import math
 import zlib
 from datetime import UTC, datetime
 
@@ -158,6 +159,17 @@ def test_a_viewer_cannot_write_anything(store, admin):
     with pytest.raises(PermissionDeniedError):
         store.promote(annotator, 1)
     store.save_annotation(annotator, ids[0], 1, SQUARE)  # annotators annotate
+
+
+def test_a_defect_with_missing_values_is_stored_and_read_back(store, admin):
+    # KLARF "NA" reads as NaN, which JSON cannot hold: PostgreSQL refused the whole lot.
+    w = generate_wafer(2, 5).wafer
+    w.defects = (Defect(1, 2, math.nan, 4.5, math.nan, 3), Defect(0, 1, 1.0, 2.0, 3.0, 0))
+    (wid,) = store.import_lot(admin, "NA-LOT", [w])
+    back = store.wafer(admin, wid).defects
+    assert (back[0].row, back[0].col, back[0].y_um, back[0].class_code) == (1, 2, 4.5, 3)
+    assert math.isnan(back[0].x_um) and math.isnan(back[0].size_um)
+    assert back[1] == w.defects[1]
 
 
 def test_import_is_all_or_nothing_and_round_trips(store, admin):

@@ -11,6 +11,7 @@ import base64
 import getpass
 import hashlib
 import hmac
+import math
 import os
 import zlib
 from collections.abc import Callable, Sequence
@@ -95,6 +96,20 @@ def _pack_grid(grid: np.ndarray) -> bytes:
     return zlib.compress(np.ascontiguousarray(grid, np.uint8).tobytes(), 6)
 
 
+def _json_float(v: float) -> float | None:
+    # JSON has no NaN (PostgreSQL refuses the row): a KLARF "NA" position is stored as null.
+    return None if math.isnan(v) else v
+
+
+def _defect_row(d: Defect) -> list[float | int | None]:
+    x, y, size = (_json_float(v) for v in (d.x_um, d.y_um, d.size_um))
+    return [d.row, d.col, x, y, size, d.class_code]
+
+
+def _from_json(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
 def _wafer_meta(w: WaferMap) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "slot": w.slot,
@@ -110,7 +125,7 @@ def _wafer_meta(w: WaferMap) -> dict[str, Any]:
             "y_step": w.frame.y_step,
         },
         "bin_table": [[b.code, b.passed, b.description] for b in w.bin_table.values()],
-        "defects": [[d.row, d.col, d.x_um, d.y_um, d.size_um, d.class_code] for d in w.defects],
+        "defects": [_defect_row(d) for d in w.defects],
         "label": str(w.extra.get("label", "")),
     }
     if w.bins is not None:
@@ -144,7 +159,7 @@ def _to_wafer_map(row: m.Wafer, lot: str) -> WaferMap:
         diameter_mm=meta.get("diameter_mm"),
         frame=CoordFrame(**meta["frame"]) if meta.get("frame") else CoordFrame(),
         defects=tuple(
-            Defect(int(a), int(b), float(c), float(d), float(e), int(f))
+            Defect(int(a), int(b), _from_json(c), _from_json(d), _from_json(e), int(f))
             for a, b, c, d, e, f in meta.get("defects", [])
         ),
         extra={"label": meta.get("label", ""), "store_id": row.id},
