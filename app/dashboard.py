@@ -1,8 +1,10 @@
-"""The dashboard: patterns per lot, the pattern trend across lots, model vs annotations.
+"""The dashboard: patterns per lot, the pattern trend, model vs annotations, stacked lot maps.
 
-Three pyqtgraph charts, each with a "Save PNG" button: wafers per pattern in the chosen lot (the
-model's verdict beside the annotators'), the share of each pattern lot by lot, and the die-level
-confusion matrix of the model against the annotations (rows: annotations, row-normalised).
+Four pyqtgraph charts, each with a "Save PNG" button: wafers per pattern in the chosen lot (the
+model's verdict beside the annotators'), the share of each pattern lot by lot, the die-level
+confusion matrix of the model against the annotations (rows: annotations, row-normalised), and
+the chosen lot's stacked map: per die position, the share of its wafers failing there, or whose
+model mask puts a chosen class there (:mod:`waferseg_core.stacking`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from PySide6.QtWidgets import (
 
 from waferseg_core.classes import CLASSES
 from waferseg_core.inference import Predictor
-from waferseg_core.store.dashboard_data import PATTERNS, Dashboard, dashboard
+from waferseg_core.store.dashboard_data import PATTERNS, Dashboard, LotStats, dashboard
 from waferseg_core.store.service import Store, UserRef
 
 SHORT = {c.name: c.name for c in CLASSES[1:]} | {"none": "none"}
 COLOURS = {c.name: c.color for c in CLASSES[1:]} | {"none": "#9aa0a6"}
+CMAP = pg.colormap.get("viridis")
 
 
 class DashboardWindow(QWidget):
@@ -40,7 +43,7 @@ class DashboardWindow(QWidget):
         self.setWindowTitle("Dashboard — WaferSeg Studio")
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
         self.lot_box = QComboBox()
-        self.lot_box.currentTextChanged.connect(lambda _: self._draw_lot())
+        self.lot_box.currentTextChanged.connect(lambda _: (self._draw_lot(), self._draw_stack()))
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.refresh)
         self.summary = QLabel("")
@@ -50,18 +53,29 @@ class DashboardWindow(QWidget):
         top.addStretch(1)
         self.tabs = QTabWidget()
         self.charts: dict[str, pg.PlotWidget] = {}
-        for title in ("Patterns in lot", "Pattern trend", "Model vs annotations"):
+        # What the stacked map shows: fails, or one class of the model's masks.
+        self.stack_box = QComboBox()
+        self.stack_box.addItems(["Fails", *(c.name for c in CLASSES[1:])])
+        self.stack_box.currentIndexChanged.connect(lambda _: self._draw_stack())
+        for title in ("Patterns in lot", "Pattern trend", "Model vs annotations", "Stacked map"):
             self.charts[title] = self._chart_tab(title)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.tabs)
         self.data: Dashboard | None = None
+        self.stack_image: np.ndarray | None = None  # the stacked shares drawn last
         self.resize(1000, 650)
         self.refresh()
 
     def _chart_tab(self, title: str) -> pg.PlotWidget:
         box = QWidget()
         lay = QVBoxLayout(box)
+        if title == "Stacked map":
+            row = QHBoxLayout()
+            row.addWidget(QLabel("Show"))
+            row.addWidget(self.stack_box)
+            row.addStretch(1)
+            lay.addLayout(row)
         plot = pg.PlotWidget()
         lay.addWidget(plot)
         save = QPushButton("Save PNG…")
@@ -83,6 +97,7 @@ class DashboardWindow(QWidget):
         self._draw_lot()
         self._draw_trend()
         self._draw_confusion()
+        self._draw_stack()
         return self.data
 
     def _ticks(self, plot: pg.PlotWidget, axis: str, labels: list[str]) -> None:
@@ -93,7 +108,7 @@ class DashboardWindow(QWidget):
         plot.clear()
         if self.data is None:
             return
-        stats = next((s for s in self.data.lots if s.lot == self.lot_box.currentText()), None)
+        stats = self._lot_stats()
         if stats is None:
             return
         x = np.arange(len(PATTERNS))
@@ -153,6 +168,40 @@ class DashboardWindow(QWidget):
         plot.setLabel("bottom", "model")
         plot.setLabel("left", "annotations")
         plot.setTitle(f"Dies, row-normalised, over {self.data.compared_wafers} annotated wafers")
+
+    def _draw_stack(self) -> None:
+        plot = self.charts["Stacked map"]
+        plot.clear()
+        self.stack_image = None
+        stats = self._lot_stats()
+        if stats is None or stats.stacked is None:
+            return
+        st = stats.stacked
+        choice = self.stack_box.currentIndex()  # 0: fails, else the class id
+        share = st.share(choice or None)
+        # Colours span 0 to the highest share, so a class on 3% of the wafers still shows where.
+        peak = float(np.nanmax(share)) if st.wafers and np.isfinite(share).any() else 0.0
+        scaled = np.nan_to_num(share) / (peak or 1.0)
+        rgba = CMAP.map(scaled.ravel(), mode="byte").reshape(*share.shape, 4)
+        rgba[np.isnan(share)] = (255, 255, 255, 0)  # off the wafer: blank, not "0%"
+        img = pg.ImageItem(np.transpose(rgba, (1, 0, 2)))  # ImageItem's first axis is x
+        plot.addItem(img)
+        plot.invertY(True)
+        plot.setAspectLocked(True)
+        for axis in ("bottom", "left"):
+            plot.getAxis(axis).setTicks(None)
+        what = "failing" if not choice else f"with {CLASSES[choice].name} (model)"
+        left = f"; {st.left_out} of another die grid left out" if st.left_out else ""
+        plot.setTitle(
+            f"{stats.lot}: share of {st.wafers} wafers {what} at each die "
+            f"(dark 0% to yellow {peak:.0%}){left}"
+        )
+        self.stack_image = share
+
+    def _lot_stats(self) -> LotStats | None:
+        if self.data is None:
+            return None
+        return next((s for s in self.data.lots if s.lot == self.lot_box.currentText()), None)
 
     def save_png(self, title: str, path: str | Path) -> Path:
         """Save one chart (as shown) to a PNG file."""

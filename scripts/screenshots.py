@@ -144,6 +144,36 @@ def _klarf_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-u
     return win
 
 
+def _stacked_lot(store, admin, predictor):  # type: ignore[no-untyped-def]
+    """The dashboard's stacked map of the real dev wafers of their commonest grid, as one lot.
+
+    WM-811K lots hold a wafer or two each, too few to stack; shows the model's Edge-Loc. None
+    when the data is absent.
+    """
+    from collections import Counter
+
+    from app.dashboard import DashboardWindow
+    from waferseg_core.formats.wm811k import read_npz
+
+    data = Path(os.environ.get("WAFERSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
+    npz = data / "wm811k" / "wm811k_dev.npz"
+    if not npz.is_file():
+        print(f"skipped dashboard-stacked.png: {npz} is absent")
+        return None
+    maps = read_npz(npz)
+    shape = Counter(m.shape for m in maps).most_common(1)[0][0]
+    same = [m for m in maps if m.shape == shape]
+    name = f"WM811K-{shape[0]}x{shape[1]}"
+    for m in same:
+        m.lot, m.wafer_id = name, f"{m.lot}-{m.wafer_id}"
+    store.import_lot(admin, name, same)
+    dash = DashboardWindow(store, admin, predictor)
+    dash.lot_box.setCurrentText(name)
+    dash.tabs.setCurrentIndex(3)
+    dash.stack_box.setCurrentText("Edge-Loc")
+    return dash
+
+
 def _large_wafer_window(store, admin, predictor, tmp: Path, app):  # type: ignore[no-untyped-def]
     """The main window on a lot of one 200+-die wafer, predicted: the panel names the blocks."""
     from waferseg_core.synth import generate_wafer
@@ -278,6 +308,9 @@ def main() -> None:
     demo.select_wafer("14")  # an Edge-Ring wafer
     _draw(demo)
     shot(demo, "editing.png", (1280, 820))
+    stacked = _stacked_lot(store, admin, predictor)
+    if stacked is not None:
+        shot(stacked, "dashboard-stacked.png", (1000, 620))
     klarf = _klarf_window(store, admin, predictor, tmp, app)
     if klarf is not None:
         shot(klarf, "klarf-lot.png", (1280, 820))

@@ -1,5 +1,7 @@
 """The dashboard's figures and charts (real pyqtgraph widgets, offscreen)."""
 
+import numpy as np
+
 from app.dashboard import DashboardWindow
 from tests.core.reviewed_lot import make_reviewed_lot
 from waferseg_core.store.dashboard_data import dashboard
@@ -29,6 +31,16 @@ def test_figures_and_charts(qtbot, tmp_path, predictor):
     (major,) = win.charts["Patterns in lot"].getAxis("left")._tickLevels
     top = max([*lot.model.values(), *lot.annotated.values()])
     assert [label for _, label in major] == [str(v) for v in range(top + 1)]
+    # The stacked map: the lot's four wafers have four grid shapes, so the first is stacked
+    # alone: its fails are 100%, its passing dies 0%, off-wafer positions blank (NaN).
+    win.tabs.setCurrentIndex(list(win.charts).index("Stacked map"))
+    grid = store.wafer(user, ids[0]).grid
+    want = np.where(grid == 0, np.nan, (grid == 2).astype(float))
+    assert np.array_equal(win.stack_image, want, equal_nan=True)
+    assert "3 of another die grid left out" in win.charts["Stacked map"].plotItem.titleLabel.text
+    win.stack_box.setCurrentText("Loc")  # the model's Loc dies of that wafer
+    loc = np.where(grid == 0, np.nan, (preds[0].mask == 5).astype(float))
+    assert np.array_equal(win.stack_image, loc, equal_nan=True)
     for title in win.charts:
         win.tabs.setCurrentIndex(list(win.charts).index(title))
         out = win.save_png(title, tmp_path / f"{title}.png")

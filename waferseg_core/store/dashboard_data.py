@@ -1,4 +1,7 @@
-"""Figures behind the dashboard: patterns per lot (model and annotators) and model-vs-annotation.
+"""Figures behind the dashboard: patterns per lot, model-vs-annotation, stacked lot maps.
+
+Patterns are counted by the model and by the annotators (final masks); a lot's stacked map
+shows its fails and the model's classes die position by die position.
 
 Every lot's wafers are predicted through the store's cache (:func:`predict_stored`), so the
 dashboard of a lot seen before costs a query, not a model run.
@@ -16,6 +19,7 @@ from waferseg_core.classes import WAFER_LABELS
 from waferseg_core.inference import Predictor
 from waferseg_core.metrics import Confusion
 from waferseg_core.patterns import pattern_from_mask
+from waferseg_core.stacking import StackedMap, stack
 from waferseg_core.store.predict import predict_stored
 from waferseg_core.store.review_ops import wafer_masks
 from waferseg_core.store.service import Store, UserRef
@@ -31,6 +35,7 @@ class LotStats:
     wafers: int = 0
     model: dict[str, int] = field(default_factory=dict)
     annotated: dict[str, int] = field(default_factory=dict)
+    stacked: StackedMap | None = None  # the wafers' fails and model masks; None: no wafers
 
     def fractions(self) -> dict[str, float]:
         """Share of the lot's wafers per model pattern."""
@@ -49,7 +54,13 @@ class Dashboard:
         """Plain JSON-ready figures."""
         return {
             "lots": [
-                {"lot": s.lot, "wafers": s.wafers, "model": s.model, "annotated": s.annotated}
+                {
+                    "lot": s.lot,
+                    "wafers": s.wafers,
+                    "model": s.model,
+                    "annotated": s.annotated,
+                    "stacked_wafers": s.stacked.wafers if s.stacked else 0,
+                }
                 for s in self.lots
             ],
             "confusion": self.confusion.tolist(),
@@ -68,9 +79,12 @@ def dashboard(
     for lot in names:
         stats = LotStats(lot)
         ids = [r["id"] for r in store.list_wafers(actor, lot=lot)]
+        grids, masks = [], []
         for chunk in predict_stored(store, actor, predictor, ids):
             for p in chunk:
                 stats.wafers += 1
+                grids.append(p.wafer.grid)
+                masks.append(p.mask)
                 stats.model[p.pattern] = stats.model.get(p.pattern, 0) + 1
                 final = wafer_masks(store, actor, p.wafer_id).final()
                 if final is None:
@@ -80,5 +94,7 @@ def dashboard(
                 stats.annotated[name] = stats.annotated.get(name, 0) + 1
                 conf.add(final, p.mask, grid > 0)
                 compared += 1
+        if grids:
+            stats.stacked = stack(grids, masks)
         out.append(stats)
     return Dashboard(out, conf.matrix.astype(np.int64), compared)
