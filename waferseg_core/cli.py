@@ -105,6 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (e.g. `head`) went away: stop quietly, as Unix tools do.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        # A path the user gave cannot be written or read (no such folder, no permission ...).
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"error: {exc.strerror or exc}{where}\n")
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
         return 130

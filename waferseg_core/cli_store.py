@@ -1,4 +1,4 @@
-"""``waferseg import``, ``lots``, ``wafers``, ``users`` ... (the store's commands)."""
+"""``waferseg import``, ``lots``, ``wafers``, ``stack``, ``users`` ... (the store's commands)."""
 
 from __future__ import annotations
 
@@ -151,6 +151,17 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "stack",
+        help="a lot's stacked map: per die position, the share of its wafers failing there "
+        "(or, with --class, whose model mask holds that class); summary as JSON",
+    )
+    p.add_argument("--lot", required=True)
+    p.add_argument("--class", dest="class_name", help="a class name, e.g. Edge-Loc (model)")
+    p.add_argument("--csv", help="write row,col,wafers,share per die position here")
+    p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
+    p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("db", help="store maintenance")
     ds = p.add_subparsers(dest="db_cmd", required=True)
@@ -394,6 +405,70 @@ def cmd_export(args: argparse.Namespace) -> int:
         export_lot(store, user, args.lot, args.kind, args.out, model=args.model, progress=progress)
     )
     return 0
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    """A lot's stacked map: a JSON summary, and the shares per die position as CSV."""
+    import numpy as np
+
+    from waferseg_core.classes import CLASSES
+    from waferseg_core.inference import Predictor
+    from waferseg_core.store.dashboard_data import lot_stack
+    from waferseg_core.store.predict import resolve_model
+
+    names = {c.name: c.id for c in CLASSES[1:]}
+    if args.class_name is not None and args.class_name not in names:
+        raise InvalidInputError(
+            f"--class: expected one of {', '.join(names)}, found {args.class_name!r}"
+        )
+    out = Path(args.csv) if args.csv else None
+    if out is not None and not out.parent.is_dir():
+        raise InvalidInputError(f"--csv: expected a file in an existing folder, found {out}")
+    store = open_store(args)
+    user = login(store, args)
+    predictor = None
+    if args.class_name is not None:
+        predictor = Predictor(resolve_model(store, user, args.model))
+    st = lot_stack(store, user, args.lot, predictor)
+    share = st.share(names[args.class_name] if args.class_name else None)
+    on = st.present > 0
+    peak = float(share[on].max())
+    if out is not None:
+        _write_stack_csv(out, st.present, share)
+    _emit(
+        {
+            "lot": args.lot,
+            "show": args.class_name or "fails",
+            "rows": st.shape[0],
+            "cols": st.shape[1],
+            "wafers": st.wafers,
+            "left_out": st.left_out,
+            "mean_share": round(float(share[on].mean()), 4),
+            "peak_share": round(peak, 4),
+            # Where it peaks (canonical row, col), at most ten positions.
+            "peak_dies": np.argwhere(on & (share == peak))[:10].tolist(),
+        }
+    )
+    return 0
+
+
+def _write_stack_csv(path: Path, present: Any, share: Any) -> None:
+    """The shares per die position, written beside ``path`` and moved in place."""
+    import csv
+
+    import numpy as np
+
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["row", "col", "wafers", "share"])
+            for (r, c), n in np.ndenumerate(present):
+                if n:
+                    w.writerow([r, c, int(n), round(float(share[r, c]), 6)])
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:

@@ -172,6 +172,12 @@ def test_bad_targets_write_nothing(lot, tmp_path, capsys):
         export_lot(store, user, "L", "csv", tmp_path / "y.csv", model=str(bad))
     assert _outputs(tmp_path) == ["bad.onnx", "full"]
     assert [p.name for p in full.iterdir()] == ["keep.txt"]
+    # A path the system refuses (here: under a file) is one line from the command, exit 2.
+    url = store.engine.url.render_as_string(hide_password=False)
+    code = main(["--store", url, "export", "csv", "--lot", "L", "--out", f"{full}/keep.txt/a.csv"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert "keep.txt" in err and "Traceback" not in err
 
 
 def test_failure_midway_leaves_no_partial_file(lot, tmp_path):

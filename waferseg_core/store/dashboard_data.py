@@ -98,3 +98,19 @@ def dashboard(
             stats.stacked = stack(grids, masks)
         out.append(stats)
     return Dashboard(out, conf.matrix.astype(np.int64), compared)
+
+
+def lot_stack(
+    store: Store, actor: UserRef, lot: str, predictor: Predictor | None = None
+) -> StackedMap:
+    """One stored lot's stacked map: fails, and with a predictor the model's classes too.
+
+    Raises:
+        InvalidInputError: The lot does not exist or holds no wafers.
+    """
+    store.require_lots(actor, [lot])
+    ids = [r["id"] for r in store.list_wafers(actor, lot=lot)]
+    if predictor is None:
+        return stack([store.wafer(actor, i).grid for i in ids])
+    preds = [p for chunk in predict_stored(store, actor, predictor, ids) for p in chunk]
+    return stack([p.wafer.grid for p in preds], [p.mask for p in preds])
