@@ -36,7 +36,15 @@ def _quoted(text: str) -> str:
 
 
 def _num(v: float) -> str:
-    return "NA" if math.isnan(v) else repr(float(v))
+    """The shortest text that reads back as the same float; "NA" for a missing value.
+
+    Whole numbers are written without ".0" (``SampleSize 1 200``, as tools write it), which a
+    reader that parses integers accepts too.
+    """
+    v = float(v)
+    if math.isnan(v):
+        return "NA"
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
 
 
 def klarf_frame(m: WaferMap) -> CoordFrame:
