@@ -157,7 +157,9 @@ def add_commands(sub: Any) -> None:
         help="a lot's stacked map: per die position, the share of its wafers failing there "
         "(or, with --class, whose model mask holds that class); summary as JSON",
     )
-    p.add_argument("--lot", required=True)
+    p.add_argument(
+        "--lot", required=True, action="append", help="a stored lot; repeat to stack several"
+    )
     p.add_argument("--class", dest="class_name", help="a class name, e.g. Edge-Loc (model)")
     p.add_argument("--csv", help="write row,col,wafers,share per die position here")
     p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
@@ -437,7 +439,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         _write_stack_csv(out, st.present, share)
     _emit(
         {
-            "lot": args.lot,
+            "lots": args.lot,
             "show": args.class_name or "fails",
             "rows": st.shape[0],
             "cols": st.shape[1],

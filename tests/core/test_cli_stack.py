@@ -59,6 +59,23 @@ def test_stack_counts_each_positions_fails_and_writes_them(tmp_path, capsys):
         assert int(x["wafers"]) == 5 and float(x["share"]) == round(want[r, c], 6)
 
 
+def test_lots_stack_as_one(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    grids, _ = _lot(url)
+    store = Store(url)
+    user = store.login()
+    more = [store.wafer(user, i) for i in (1, 2)]  # two of S's wafers again, as lot T
+    for k, m in enumerate(more):
+        m.wafer_id = f"t{k}"
+    store.import_lot(user, "T", more)
+    store.close()
+    code, (row,), _ = run(capsys, "--store", url, "stack", "--lot", "S", "--lot", "T")
+    on = grids[0] > 0
+    want = (sum((g == 2).astype(float) for g in grids) + sum(m.grid == 2 for m in more)) / 7
+    assert code == 0 and row["lots"] == ["S", "T"] and row["wafers"] == 7
+    assert row["left_out"] == 1 and row["mean_share"] == round(want[on].mean(), 4)
+
+
 def test_stack_of_a_class_uses_the_models_masks(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 's.sqlite'}"
     grids, _ = _lot(url)

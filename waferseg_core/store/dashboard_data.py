@@ -9,6 +9,7 @@ dashboard of a lot seen before costs a query, not a model run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,15 +102,17 @@ def dashboard(
 
 
 def lot_stack(
-    store: Store, actor: UserRef, lot: str, predictor: Predictor | None = None
+    store: Store, actor: UserRef, lots: Sequence[str], predictor: Predictor | None = None
 ) -> StackedMap:
-    """One stored lot's stacked map: fails, and with a predictor the model's classes too.
+    """Stored lots' wafers stacked as one: fails, and with a predictor the model's classes too.
+
+    Several lots of one product stack into one map (a week of lots, say).
 
     Raises:
-        InvalidInputError: The lot does not exist or holds no wafers.
+        InvalidInputError: A lot that does not exist, or no wafers at all.
     """
-    store.require_lots(actor, [lot])
-    ids = [r["id"] for r in store.list_wafers(actor, lot=lot)]
+    store.require_lots(actor, lots)
+    ids = [r["id"] for lot in dict.fromkeys(lots) for r in store.list_wafers(actor, lot=lot)]
     if predictor is None:
         return stack([store.wafer(actor, i).grid for i in ids])
     preds = [p for chunk in predict_stored(store, actor, predictor, ids) for p in chunk]
