@@ -8,6 +8,7 @@ from app.dashboard import DashboardWindow
 from app.review_view import ReviewWindow
 from app.training_monitor import TrainingMonitor
 from tests.app.test_main_window import make
+from waferseg_core import formats
 from waferseg_core.demo import DEMO_COUNT, DEMO_LOT
 from waferseg_core.ml.worker import work
 
@@ -95,6 +96,14 @@ def test_export_from_the_window_and_cancel(qtbot, demo_store, predictor, setting
     assert sig.args[0]["wafers"] == DEMO_COUNT
     assert len(list(csv.DictReader(out.open()))) == DEMO_COUNT
     assert win._export[2].maximum() == DEMO_COUNT  # the dialog followed the progress
+    # KLARF: the lot in one file, a defect per failing die (synthetic wafers have no
+    # inspection defects), classified by the die's class.
+    worker = win.export_lot("klarf", str(tmp_path / "lot.klarf"))
+    with qtbot.waitSignal(worker.done, timeout=60_000):
+        pass
+    maps = formats.read(tmp_path / "lot.klarf")
+    assert len(maps) == DEMO_COUNT and all(len(m.defects) == m.fail_dies for m in maps)
+    assert {d.class_code for m in maps for d in m.defects} > {0}
     worker = win.export_lot("png", str(tmp_path / "masks"))
     # The dialog's Cancel reaches the running worker (queued, it would wait until the end).
     win._export[2].canceled.emit()
