@@ -26,7 +26,14 @@ from PySide6.QtWidgets import (
 
 from waferseg_core.classes import CLASSES
 from waferseg_core.inference import Predictor
-from waferseg_core.store.dashboard_data import PATTERNS, Dashboard, LotStats, dashboard
+from waferseg_core.stacking import StackedMap
+from waferseg_core.store.dashboard_data import (
+    PATTERNS,
+    Dashboard,
+    LotStats,
+    dashboard,
+    lot_stack,
+)
 from waferseg_core.store.service import Store, UserRef
 
 SHORT = {c.name: c.name for c in CLASSES[1:]} | {"none": "none"}
@@ -59,11 +66,13 @@ class DashboardWindow(QWidget):
         self.stack_box.currentIndexChanged.connect(lambda _: self._draw_stack())
         for title in ("Patterns in lot", "Pattern trend", "Model vs annotations", "Stacked map"):
             self.charts[title] = self._chart_tab(title)
+        self.tabs.currentChanged.connect(lambda _: self._draw_stack())
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.tabs)
         self.data: Dashboard | None = None
         self.stack_image: np.ndarray | None = None  # the stacked shares drawn last
+        self._stack: tuple[str, StackedMap] | None = None  # (lot, its stack), made on demand
         self.resize(1000, 650)
         self.refresh()
 
@@ -87,6 +96,7 @@ class DashboardWindow(QWidget):
     def refresh(self) -> Dashboard:
         """Recompute the figures (cached predictions make this cheap) and redraw."""
         self.data = dashboard(self.store, self.user, self.predictor)
+        self._stack = None
         current = self.lot_box.currentText()
         self.lot_box.blockSignals(True)
         self.lot_box.clear()
@@ -171,12 +181,14 @@ class DashboardWindow(QWidget):
 
     def _draw_stack(self) -> None:
         plot = self.charts["Stacked map"]
+        if self.tabs.currentIndex() != list(self.charts).index("Stacked map"):
+            return  # drawn when its tab is shown: stacking reads every wafer of the lot
         plot.clear()
         self.stack_image = None
         stats = self._lot_stats()
-        if stats is None or stats.stacked is None:
+        if stats is None or not stats.wafers:
             return
-        st = stats.stacked
+        st = self._stacked(stats.lot)
         choice = self.stack_box.currentIndex()  # 0: fails, else the class id
         share = st.share(choice or None)
         # Colours span 0 to the highest share, so a class on 3% of the wafers still shows where.
@@ -197,6 +209,15 @@ class DashboardWindow(QWidget):
             f"(dark 0% to yellow {peak:.0%}){left}"
         )
         self.stack_image = share
+
+    def _stacked(self, lot: str) -> StackedMap:
+        """The lot's stack, made when first shown and kept until the lot or the figures change.
+
+        Made from the cached predictions, one lot's at a time: a stack holds 9 shares per die.
+        """
+        if self._stack is None or self._stack[0] != lot:
+            self._stack = (lot, lot_stack(self.store, self.user, [lot], self.predictor))
+        return self._stack[1]
 
     def _lot_stats(self) -> LotStats | None:
         if self.data is None:

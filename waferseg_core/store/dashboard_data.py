@@ -36,7 +36,6 @@ class LotStats:
     wafers: int = 0
     model: dict[str, int] = field(default_factory=dict)
     annotated: dict[str, int] = field(default_factory=dict)
-    stacked: StackedMap | None = None  # the wafers' fails and model masks; None: no wafers
 
     def fractions(self) -> dict[str, float]:
         """Share of the lot's wafers per model pattern."""
@@ -60,7 +59,6 @@ class Dashboard:
                     "wafers": s.wafers,
                     "model": s.model,
                     "annotated": s.annotated,
-                    "stacked_wafers": s.stacked.wafers if s.stacked else 0,
                 }
                 for s in self.lots
             ],
@@ -80,12 +78,9 @@ def dashboard(
     for lot in names:
         stats = LotStats(lot)
         ids = [r["id"] for r in store.list_wafers(actor, lot=lot)]
-        grids, masks = [], []
         for chunk in predict_stored(store, actor, predictor, ids):
             for p in chunk:
                 stats.wafers += 1
-                grids.append(p.wafer.grid)
-                masks.append(p.mask)
                 stats.model[p.pattern] = stats.model.get(p.pattern, 0) + 1
                 final = wafer_masks(store, actor, p.wafer_id).final()
                 if final is None:
@@ -95,8 +90,6 @@ def dashboard(
                 stats.annotated[name] = stats.annotated.get(name, 0) + 1
                 conf.add(final, p.mask, grid > 0)
                 compared += 1
-        if grids:
-            stats.stacked = stack(grids, masks)
         out.append(stats)
     return Dashboard(out, conf.matrix.astype(np.int64), compared)
 
@@ -106,7 +99,9 @@ def lot_stack(
 ) -> StackedMap:
     """Stored lots' wafers stacked as one: fails, and with a predictor the model's classes too.
 
-    Several lots of one product stack into one map (a week of lots, say).
+    Several lots of one product stack into one map (a week of lots, say). Not part of
+    :func:`dashboard`, which covers every lot: a stack holds nine shares per die position, so
+    the dashboard makes the shown lot's alone.
 
     Raises:
         InvalidInputError: A lot that does not exist, or no wafers at all.
