@@ -40,6 +40,7 @@ from app.dialogs import SettingsDialog
 from app.editor import Editor
 from app.import_worker import ImportWorker
 from app.predict_worker import PredictWorker
+from app.readout import bin_text, defects_by_die, defects_text
 from app.render import grid_image, heat_image
 from app.tools import ToolsMixin
 from app.wafer_view import WaferView
@@ -50,7 +51,7 @@ from waferseg_core.errors import WaferSegError
 from waferseg_core.geometry import mask_from_geometry
 from waferseg_core.inference import DEFAULT_FP32, DEFAULT_MODEL, Predictor
 from waferseg_core.store.service import Store, UserRef
-from waferseg_core.wafer import WaferMap
+from waferseg_core.wafer import Defect, WaferMap
 
 STATE_NAMES = {0: "no die", 1: "pass", 2: "fail"}
 COLUMNS = ["Wafer", "Pattern", "Conf.", "Unc.", "Fail %", "Status"]
@@ -94,6 +95,7 @@ class MainWindow(ToolsMixin, QMainWindow):
         self.predictions: dict[int, dict[str, Any]] = {}
         self._items: dict[int, QTreeWidgetItem] = {}
         self._wafer: WaferMap | None = None
+        self._defects_at: dict[tuple[int, int], list[Defect]] = {}  # the shown wafer's, by die
         self._wafer_id = -1
         self._thread: QThread | None = None
         self._worker: PredictWorker | None = None
@@ -669,6 +671,7 @@ class MainWindow(ToolsMixin, QMainWindow):
             return
         self._wafer_id = int(item.data(0, Qt.ItemDataRole.UserRole))
         self._wafer = self.store.wafer(self.user, self._wafer_id)
+        self._defects_at = defects_by_die(self._wafer)
         self.editor.load(self._wafer_id, self._wafer)
         self._annotations = self.editor.mask()
         self.view.show_wafer(self._wafer, None)
@@ -784,15 +787,12 @@ class MainWindow(ToolsMixin, QMainWindow):
         cls = self._annotations[row, col]
         pred = self.predictions.get(self._wafer_id)
         pcls = int(pred["mask"][row, col]) if pred else 0
-        bin_text = (
-            f"   bin {int(w.bins[row, col])}"
-            if w.bins is not None and w.bins[row, col] >= 0
-            else ""
-        )
         text = (
-            f"die r{row} c{col}   file x={x} y={y}   {STATE_NAMES[int(w.grid[row, col])]}{bin_text}"
+            f"die r{row} c{col}   file x={x} y={y}   {STATE_NAMES[int(w.grid[row, col])]}"
+            f"{bin_text(w, row, col)}"
             f"   class {PATTERN_CLASSES[cls - 1].name if cls else '—'}"
             f"   predicted {PATTERN_CLASSES[pcls - 1].name if pcls else '—'}"
+            f"{defects_text(w, self._defects_at.get((row, col), []))}"
         )
         self.statusBar().showMessage(text)
 

@@ -161,11 +161,13 @@ def test_a_viewer_cannot_write_anything(store, admin):
     store.save_annotation(annotator, ids[0], 1, SQUARE)  # annotators annotate
 
 
-def test_a_defect_with_missing_values_is_stored_and_read_back(store, admin):
+def test_defects_with_missing_values_and_class_names_are_kept(store, admin):
     # KLARF "NA" reads as NaN, which JSON cannot hold: PostgreSQL refused the whole lot.
     w = generate_wafer(2, 5).wafer
     w.defects = (Defect(1, 2, math.nan, 4.5, math.nan, 3), Defect(0, 1, 1.0, 2.0, 3.0, 0))
+    w.extra["class_lookup"] = {0: "Undefined", 3: "Big_Particle"}  # the file's class names
     (wid,) = store.import_lot(admin, "NA-LOT", [w])
+    assert store.wafer(admin, wid).extra["class_lookup"] == {0: "Undefined", 3: "Big_Particle"}
     back = store.wafer(admin, wid).defects
     assert (back[0].row, back[0].col, back[0].y_um, back[0].class_code) == (1, 2, 4.5, 3)
     assert math.isnan(back[0].x_um) and math.isnan(back[0].size_um)

@@ -128,6 +128,9 @@ def _wafer_meta(w: WaferMap) -> dict[str, Any]:
         "defects": [_defect_row(d) for d in w.defects],
         "label": str(w.extra.get("label", "")),
     }
+    lookup = w.extra.get("class_lookup")
+    if isinstance(lookup, dict) and lookup:  # a KLARF file's defect class names
+        meta["class_lookup"] = {str(k): str(v) for k, v in lookup.items()}
     if w.bins is not None:
         meta["bins"] = base64.b64encode(zlib.compress(w.bins.astype(np.int32).tobytes())).decode()
     return meta
@@ -162,7 +165,15 @@ def _to_wafer_map(row: m.Wafer, lot: str) -> WaferMap:
             Defect(int(a), int(b), _from_json(c), _from_json(d), _from_json(e), int(f))
             for a, b, c, d, e, f in meta.get("defects", [])
         ),
-        extra={"label": meta.get("label", ""), "store_id": row.id},
+        extra={
+            "label": meta.get("label", ""),
+            "store_id": row.id,
+            **(
+                {"class_lookup": {int(k): v for k, v in meta["class_lookup"].items()}}
+                if meta.get("class_lookup")
+                else {}
+            ),
+        },
     )
 
 
