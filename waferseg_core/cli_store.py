@@ -60,6 +60,14 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_lots)
 
     p = sub.add_parser(
+        "patterns",
+        help="wafers per pattern in each lot, by the model and by the annotations (JSON lines)",
+    )
+    p.add_argument("--lot", action="append", help="a stored lot; repeat for several (default: all)")
+    p.add_argument("--model", help="ONNX model (default: the active one, else the shipped one)")
+    p.set_defaults(func=cmd_patterns)
+
+    p = sub.add_parser(
         "wafers", help="stored wafers with their ids, status and cached prediction (JSON lines)"
     )
     p.add_argument("--lot", help="one lot's wafers (default: every lot's)")
@@ -318,6 +326,26 @@ def cmd_lots(args: argparse.Namespace) -> int:
     user = login(store, args)
     for lot in store.lots(user):
         _emit({"lot": lot.pop("name"), **{k: v for k, v in lot.items() if k != "id"}})
+    return 0
+
+
+def cmd_patterns(args: argparse.Namespace) -> int:
+    """Per lot: wafers, and wafers per pattern by the model (cached) and by the final masks.
+
+    The dashboard's figures, for reports and scripts; patterns no wafer has are left out.
+    """
+    from waferseg_core.inference import Predictor
+    from waferseg_core.store.dashboard_data import dashboard
+    from waferseg_core.store.predict import resolve_model
+
+    store = open_store(args)
+    user = login(store, args)
+    if args.lot:
+        store.require_lots(user, args.lot)
+    predictor = Predictor(resolve_model(store, user, args.model))
+    data = dashboard(store, user, predictor, list(dict.fromkeys(args.lot)) if args.lot else None)
+    for row in data.as_dict()["lots"]:
+        _emit(row)
     return 0
 
 

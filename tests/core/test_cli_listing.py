@@ -103,3 +103,32 @@ def test_jobs_list_show_and_cancel(store_url, capsys, monkeypatch):
     ):
         code, rows, err = run(capsys, *s, *argv)
         assert code == 2 and not rows and err.count("\n") == 1 and says in err
+
+
+def test_patterns_counts_each_lots_calls_and_annotations(tmp_path, capsys):
+    from collections import Counter
+
+    from tests.core.reviewed_lot import make_reviewed_lot
+    from waferseg_core.inference import Predictor
+    from waferseg_core.patterns import pattern_from_mask
+    from waferseg_core.store.review_ops import wafer_masks
+
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    store, ids = make_reviewed_lot(url)
+    user = store.login()
+    store.import_lot(user, "M", [generate_wafer(9, i).wafer for i in range(3)])
+    wafers = [store.wafer(user, i) for i in ids]
+    finals = [wafer_masks(store, user, i).final() for i in ids]
+    store.close()
+    code, rows, _ = run(capsys, "--store", url, "patterns", "--lot", "L")
+    calls = Counter(p.pattern for p in Predictor().predict(wafers))
+    annotated = Counter(
+        pattern_from_mask(f, w.grid) for f, w in zip(finals, wafers, strict=True) if f is not None
+    )
+    assert code == 0 and rows == [
+        {"lot": "L", "wafers": 4, "model": dict(calls), "annotated": dict(annotated)}
+    ]
+    code, rows, _ = run(capsys, "--store", url, "patterns")
+    assert [(r["lot"], r["wafers"]) for r in rows] == [("L", 4), ("M", 3)]
+    code, rows, err = run(capsys, "--store", url, "patterns", "--lot", "NOPE")
+    assert code == 2 and rows == [] and "found no lot 'NOPE'" in err
