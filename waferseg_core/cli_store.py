@@ -441,12 +441,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
     """A lot's stacked map: a JSON summary, and the shares per die position as CSV."""
     import numpy as np
 
-    from waferseg_core.classes import CLASSES
+    from waferseg_core.classes import PATTERN_CLASSES
     from waferseg_core.inference import Predictor
     from waferseg_core.store.dashboard_data import lot_stack
     from waferseg_core.store.predict import resolve_model
 
-    names = {c.name: c.id for c in CLASSES[1:]}
+    names = {c.name: c.id for c in PATTERN_CLASSES}
     if args.class_name is not None and args.class_name not in names:
         raise InvalidInputError(
             f"--class: expected one of {', '.join(names)}, found {args.class_name!r}"

@@ -21,12 +21,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from waferseg_core.classes import CLASSES
+from waferseg_core.classes import PATTERN_CLASSES
 from waferseg_core.errors import InvalidInputError
 from waferseg_core.formats.bins import inked_mask
 from waferseg_core.wafer import FAIL, CoordFrame, WaferMap
 
-_MARK = {"down": "DOWN", "up": "UP", "left": "LEFT", "right": "RIGHT"}
 _SPEC = ("DEFECTID", "XREL", "YREL", "XINDEX", "YINDEX", "DSIZE", "CLASSNUMBER", "TEST")
 
 
@@ -65,7 +64,7 @@ def _shared_records(m: WaferMap) -> dict[str, str]:
     out = {
         "DeviceID": f"DeviceID {_quoted(m.product)};",
         "StepID": f"StepID {_quoted(m.step)};",
-        "OrientationMarkLocation": f"OrientationMarkLocation {_MARK[m.frame.notch]};",
+        "OrientationMarkLocation": f"OrientationMarkLocation {m.frame.notch.upper()};",
     }
     if m.diameter_mm is not None:
         out["SampleSize"] = f"SampleSize 1 {_num(m.diameter_mm)};"
@@ -89,7 +88,7 @@ def _split_records(maps: Sequence[WaferMap]) -> tuple[list[str], list[list[str]]
 
 def _class_lookup(m: WaferMap, inked: bool) -> dict[int, str]:
     if inked:
-        return {0: "none", **{c.id: c.name for c in CLASSES[1:]}}
+        return {0: "none", **{c.id: c.name for c in PATTERN_CLASSES}}
     kept = m.extra.get("class_lookup")
     return {int(k): str(v) for k, v in kept.items()} if isinstance(kept, dict) else {}
 

@@ -54,12 +54,7 @@ class Dashboard:
         """Plain JSON-ready figures."""
         return {
             "lots": [
-                {
-                    "lot": s.lot,
-                    "wafers": s.wafers,
-                    "model": s.model,
-                    "annotated": s.annotated,
-                }
+                {"lot": s.lot, "wafers": s.wafers, "model": s.model, "annotated": s.annotated}
                 for s in self.lots
             ],
             "confusion": self.confusion.tolist(),

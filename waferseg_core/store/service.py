@@ -145,6 +145,9 @@ def _to_wafer_map(row: m.Wafer, lot: str) -> WaferMap:
             row.rows, row.cols
         )
     pitch = meta.get("die_pitch_um")
+    extra: dict[str, Any] = {"label": meta.get("label", ""), "store_id": row.id}
+    if meta.get("class_lookup"):  # JSON keys are text; the codes are numbers
+        extra["class_lookup"] = {int(k): v for k, v in meta["class_lookup"].items()}
     return WaferMap(
         grid=grid,
         bins=bins,
@@ -165,15 +168,7 @@ def _to_wafer_map(row: m.Wafer, lot: str) -> WaferMap:
             Defect(int(a), int(b), _from_json(c), _from_json(d), _from_json(e), int(f))
             for a, b, c, d, e, f in meta.get("defects", [])
         ),
-        extra={
-            "label": meta.get("label", ""),
-            "store_id": row.id,
-            **(
-                {"class_lookup": {int(k): v for k, v in meta["class_lookup"].items()}}
-                if meta.get("class_lookup")
-                else {}
-            ),
-        },
+        extra=extra,
     )
 
 
